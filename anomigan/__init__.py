@@ -1,0 +1,3 @@
+"""anomigan: anonymise tabular medical records with a learned encoder (AnomiGAN), in MLflow."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,355 @@
+"""Invertible record preprocessing: raw tabular records <-> model space ``[0, 1]^d``.
+
+The GAN works on vectors in ``[0, 1]``; people (and the model server) work on raw records.
+``RecordCodec`` is fitted on the training split only, so test data never leaks into the
+scaling, and it can be saved as JSON next to the model so serving decodes exactly as training.
+
+Numeric columns are min-max scaled with the training range (clipped outside it), missing
+values take the training median. Categorical columns with two levels use one model column
+(0 = first level, 1 = second level in sorted order), more levels a one-hot block; missing
+values take the training mode. Decoding always yields complete, valid records.
+
+Error messages name columns and rows, never cell values (the data are patient records).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+if TYPE_CHECKING:  # pragma: no cover
+    import mlflow.types
+
+__all__ = ["ColumnSpec", "RecordCodec", "SchemaError"]
+
+FORMAT_VERSION = 1
+
+
+class SchemaError(ValueError):
+    """Input records do not match the codec's schema. Message names column(s)/row(s),
+    never values."""
+
+
+@dataclass
+class ColumnSpec:
+    """What the codec learned about one raw column (all JSON-serialisable)."""
+
+    name: str
+    kind: str  # "numeric" or "categorical"
+    dtype: str  # raw dtype string of the fitted frame, restored by decode
+    integer: bool = False  # numeric: all training values integral -> decode rounds
+    min: float = 0.0
+    max: float = 0.0
+    median: float = 0.0
+    vocabulary: list[str] = field(default_factory=list)  # categorical, sorted
+    mode: str = ""  # categorical: most frequent training level (imputation)
+
+    @property
+    def width(self) -> int:
+        """Number of model-space columns this raw column occupies."""
+        if self.kind == "numeric" or len(self.vocabulary) <= 2:
+            return 1
+        return len(self.vocabulary)
+
+
+def _rows(index: pd.Index, mask: np.ndarray, limit: int = 10) -> str:
+    """Index labels of flagged rows, truncated, for messages."""
+    labels = [str(v) for v in index[mask][:limit]]
+    more = int(mask.sum()) - len(labels)
+    return "[" + ", ".join(labels) + "]" + (f" (+{more} more)" if more > 0 else "")
+
+
+def _is_numeric_dtype(dtype: Any) -> bool:
+    return pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)
+
+
+class RecordCodec:
+    """sklearn-style encoder/decoder between raw records and ``[0, 1]`` model vectors."""
+
+    def __init__(self) -> None:
+        self.specs: list[ColumnSpec] = []
+
+    # ------------------------------------------------------------------ fitting / metadata
+
+    def fit(self, features: pd.DataFrame) -> RecordCodec:
+        """Learn column kinds, ranges, medians and vocabularies from the training frame."""
+        if not isinstance(features, pd.DataFrame):
+            raise SchemaError("fit expects a pandas DataFrame")
+        if features.shape[0] == 0 or features.shape[1] == 0:
+            raise SchemaError("cannot fit on an empty frame")
+        names = list(features.columns)
+        if any(not isinstance(c, str) for c in names):
+            raise SchemaError("column names must be strings")
+        dupes = sorted({c for c in names if names.count(c) > 1})
+        if dupes:
+            raise SchemaError(f"duplicate column names: {dupes}")
+        specs = []
+        for name in names:
+            col = features[name]
+            if col.isna().all():
+                raise SchemaError(f"column '{name}' is entirely missing; cannot fit")
+            dtype = str(col.dtype)
+            if _is_numeric_dtype(col.dtype):
+                values = col.dropna().to_numpy(dtype="float64")
+                if not np.isfinite(values).all():
+                    raise SchemaError(f"column '{name}' has infinite values; cannot fit")
+                specs.append(
+                    ColumnSpec(
+                        name=name,
+                        kind="numeric",
+                        dtype=dtype,
+                        integer=bool(np.all(values == np.round(values))),
+                        min=float(values.min()),
+                        max=float(values.max()),
+                        median=float(np.median(values)),
+                    )
+                )
+            else:
+                values = col.dropna().astype(str)
+                counts = values.value_counts()
+                vocab = sorted(counts.index.tolist())
+                top = int(counts.max())
+                mode = min(v for v in vocab if counts[v] == top)
+                specs.append(
+                    ColumnSpec(
+                        name=name, kind="categorical", dtype=dtype, vocabulary=vocab, mode=mode
+                    )
+                )
+        self.specs = specs
+        return self
+
+    def _check_fitted(self) -> None:
+        if not self.specs:
+            raise RuntimeError("RecordCodec is not fitted; call fit() or load() first")
+
+    @property
+    def columns(self) -> list[str]:
+        """Raw column names in fit order."""
+        self._check_fitted()
+        return [s.name for s in self.specs]
+
+    @property
+    def n_outputs(self) -> int:
+        """Width of the model space."""
+        self._check_fitted()
+        return sum(s.width for s in self.specs)
+
+    def model_space_names(self) -> list[str]:
+        """One label per model column (``"age"``, ``"rbc"``, ``"colour=red"``), for plots."""
+        self._check_fitted()
+        names: list[str] = []
+        for s in self.specs:
+            if s.width == 1:
+                names.append(s.name)
+            else:
+                names.extend(f"{s.name}={v}" for v in s.vocabulary)
+        return names
+
+    # ------------------------------------------------------------------ validation
+
+    def validate(self, features: pd.DataFrame) -> pd.DataFrame:
+        """Check records against the schema; return them cleaned, in fit column order.
+
+        Numeric columns come back as float64, categorical as object strings; NaN/None is
+        kept (encode imputes it). Raises SchemaError naming columns/rows, never values.
+        """
+        self._check_fitted()
+        if not isinstance(features, pd.DataFrame):
+            raise SchemaError("records must be a pandas DataFrame")
+        if len(features) == 0:
+            raise SchemaError("no records (empty frame)")
+        expected = self.columns
+        given = [str(c) for c in features.columns]
+        missing = [c for c in expected if c not in given]
+        extra = [c for c in given if c not in expected]
+        if missing or extra:
+            parts = []
+            if missing:
+                parts.append(f"missing columns {missing}")
+            if extra:
+                parts.append(f"unexpected columns {extra}")
+            raise SchemaError("; ".join(parts))
+        if len(set(given)) != len(given):
+            raise SchemaError("duplicate column names in records")
+        frame = features.copy()
+        frame.columns = given
+        out: dict[str, pd.Series] = {}
+        for s in self.specs:
+            col = frame[s.name]
+            present = col.notna().to_numpy()
+            if s.kind == "numeric":
+                if pd.api.types.is_bool_dtype(col.dtype):
+                    col = col.astype("float64")
+                num = pd.to_numeric(col, errors="coerce").astype("float64")
+                bad = present & num.isna().to_numpy()
+                if bad.any():
+                    raise SchemaError(
+                        f"column '{s.name}' is numeric but has non-numeric values in rows "
+                        f"{_rows(frame.index, bad)}"
+                    )
+                inf = np.isinf(num.to_numpy())
+                if inf.any():
+                    raise SchemaError(
+                        f"column '{s.name}' has infinite values in rows {_rows(frame.index, inf)}"
+                    )
+                out[s.name] = num
+            else:
+                text = pd.Series(
+                    [v if pd.isna(v) else str(v) for v in col],
+                    index=frame.index,
+                    dtype="object",
+                )
+                unknown = present & ~text.isin(s.vocabulary).to_numpy()
+                if unknown.any():
+                    raise SchemaError(
+                        f"column '{s.name}' has categories not seen in training in rows "
+                        f"{_rows(frame.index, unknown)}"
+                    )
+                out[s.name] = text
+        result = pd.DataFrame(out, index=frame.index)
+        empty = result.isna().all(axis=1).to_numpy()
+        if empty.any():
+            raise SchemaError(f"records are entirely missing in rows {_rows(frame.index, empty)}")
+        return result
+
+    # ------------------------------------------------------------------ transform
+
+    def encode(self, features: pd.DataFrame) -> np.ndarray:
+        """Validate, impute and scale records to a float32 matrix in ``[0, 1]``."""
+        clean = self.validate(features)
+        n = len(clean)
+        z = np.zeros((n, self.n_outputs), dtype="float64")
+        j = 0
+        for s in self.specs:
+            col = clean[s.name]
+            if s.kind == "numeric":
+                x = col.fillna(s.median).to_numpy(dtype="float64")
+                span = s.max - s.min
+                z[:, j] = (x - s.min) / span if span > 0 else 0.0
+            else:
+                x = col.fillna(s.mode).to_numpy(dtype=object)
+                if s.width == 1:
+                    if len(s.vocabulary) == 2:
+                        z[:, j] = x == s.vocabulary[1]
+                else:
+                    lookup = {v: k for k, v in enumerate(s.vocabulary)}
+                    codes = np.fromiter((lookup[v] for v in x), dtype=np.intp, count=n)
+                    z[np.arange(n), j + codes] = 1.0
+            j += s.width
+        return np.clip(z, 0.0, 1.0).astype("float32")
+
+    def decode(self, z: np.ndarray) -> pd.DataFrame:
+        """Map model vectors back to complete, valid raw records with the fitted dtypes.
+
+        Values are clipped to ``[0, 1]``, unscaled, rounded for integer columns and clipped to
+        the training range; binary columns threshold at 0.5, one-hot blocks take the argmax.
+        """
+        self._check_fitted()
+        z = np.asarray(z, dtype="float64")
+        if z.ndim == 1:
+            z = z.reshape(1, -1)
+        if z.ndim != 2 or z.shape[1] != self.n_outputs:
+            raise SchemaError(f"expected an array of shape (n, {self.n_outputs}), got {z.shape}")
+        if not np.isfinite(z).all():
+            raise SchemaError("model vectors contain NaN or infinite entries")
+        z = np.clip(z, 0.0, 1.0)
+        out: dict[str, pd.Series] = {}
+        j = 0
+        for s in self.specs:
+            block = z[:, j : j + s.width]
+            if s.kind == "numeric":
+                x = block[:, 0] * (s.max - s.min) + s.min
+                if s.integer:
+                    x = np.round(x)
+                x = np.clip(x, s.min, s.max)
+                out[s.name] = pd.Series(x).astype(s.dtype)
+            else:
+                vocab = np.asarray(s.vocabulary, dtype=object)
+                if len(vocab) == 1:
+                    values = np.repeat(vocab, len(z))
+                elif s.width == 1:
+                    values = vocab[(block[:, 0] >= 0.5).astype(int)]
+                else:
+                    values = vocab[np.argmax(block, axis=1)]
+                out[s.name] = self._categorical_series(values, s)
+            j += s.width
+        return pd.DataFrame(out)
+
+    @staticmethod
+    def _categorical_series(values: np.ndarray, s: ColumnSpec) -> pd.Series:
+        if s.dtype == "category":
+            return pd.Series(pd.Categorical(values, categories=s.vocabulary))
+        try:
+            return pd.Series(values, dtype=s.dtype)
+        except (TypeError, ValueError):  # e.g. an object column of ints: strings are faithful
+            return pd.Series(values, dtype="object")
+
+    def fit_encode(self, features: pd.DataFrame) -> np.ndarray:
+        """Convenience: ``fit(features).encode(features)``."""
+        return self.fit(features).encode(features)
+
+    # ------------------------------------------------------------------ persistence
+
+    def to_dict(self) -> dict:
+        """Plain-JSON description; ``from_dict`` rebuilds an identical codec."""
+        self._check_fitted()
+        return {
+            "format": "anomigan.RecordCodec",
+            "version": FORMAT_VERSION,
+            "columns": [asdict(s) for s in self.specs],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> RecordCodec:
+        """Inverse of :meth:`to_dict`."""
+        if d.get("format") != "anomigan.RecordCodec" or d.get("version") != FORMAT_VERSION:
+            raise SchemaError("not a RecordCodec description of a supported version")
+        codec = cls()
+        codec.specs = [ColumnSpec(**c) for c in d["columns"]]
+        if not codec.specs:
+            raise SchemaError("codec description has no columns")
+        return codec
+
+    def save(self, path: str | Path) -> None:
+        """Write the codec as JSON (e.g. as an MLflow artifact)."""
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2), encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: str | Path) -> RecordCodec:
+        """Read a codec written by :meth:`save`."""
+        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, RecordCodec) and self.specs == other.specs
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        if not self.specs:
+            return "RecordCodec(unfitted)"
+        return f"RecordCodec({len(self.specs)} columns -> {self.n_outputs} outputs)"
+
+    # ------------------------------------------------------------------ serving
+
+    def input_schema(self) -> mlflow.types.Schema:
+        """MLflow input schema of raw records: double / long / boolean / string per column."""
+        from mlflow.types import ColSpec, Schema
+
+        self._check_fitted()
+        cols = []
+        for s in self.specs:
+            if s.kind == "categorical":
+                kind = "string"
+            elif s.dtype == "bool":
+                kind = "boolean"
+            elif pd.api.types.is_integer_dtype(pd.api.types.pandas_dtype(s.dtype)):
+                kind = "long"
+            else:
+                kind = "double"
+            cols.append(ColSpec(kind, s.name))
+        return Schema(cols)

@@ -1,0 +1,354 @@
+"""AnomiGAN training: encoder E(x, r) against an oracle-aware linker D1, a realism critic and a
+frozen target classifier D2; plus the trained anonymiser with the paper's per-layer noise.
+
+Encoder objective per step (B records x with predicted classes y = argmax D2(x)):
+
+    L_E = λe·(1-δ)·mean_i ||x_i - x^_i||_2
+          + λd·( CE(y, D2(x^)) + δ·(w_link·L_link + w_nce·(L_nce_oracle + L_nce_orig))
+                 + w_real·L_real )
+
+with x^ = E(x, r), r ~ U[0,1]^d fresh per record and step. See `AnomiGAN.train_step`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+from tqdm.auto import tqdm
+
+from anomigan.networks import build_critic, build_encoder, build_linker, linker_features
+from anomigan.noise import LayerVariances, VarianceAccumulator, layer_mask, sparse_noise_fn
+
+
+@dataclass
+class GANConfig:
+    """Hyper-parameters; paper values for lambda_e, lambda_d, delta, batch_size, lr, beta_1."""
+
+    lambda_e: float = 0.5  # weight of the closeness term d(x, x^) (scaled by 1 - delta)
+    lambda_d: float = 0.5  # weight of the adversarial/target terms
+    delta: float = 0.3  # privacy level in [0, 1]: weight of the privacy terms, inference noise
+    steps: int = 6000
+    batch_size: int = 10  # paper value; records whose x^ enter the losses each step
+    n_ref: int = 64  # extra training records per step: same-class negatives / attack candidates
+    lr: float = 1e-3
+    beta_1: float = 0.5
+    seed: int | None = None
+    w_real: float = 0.2  # realism critic weight (1.0 slides back towards identity)
+    w_link: float = 1.0  # adversarial linker D1 inside the privacy term
+    w_nce: float = 1.0  # soft (InfoNCE) nearest-record attacks inside the privacy term
+    tau: float = 0.1  # soft-attack temperature, relative to the batch's mean squared distance
+    log_every: int = 100
+    variance_passes: int = 4  # passes over the training set (fresh r) to record layer variances
+
+    @classmethod
+    def from_dict(cls, d: dict) -> GANConfig:
+        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+def _bce(label: float, p: tf.Tensor) -> tf.Tensor:
+    p = tf.clip_by_value(p, 1e-7, 1.0 - 1e-7)
+    return -tf.reduce_mean(label * tf.math.log(p) + (1.0 - label) * tf.math.log(1.0 - p))
+
+
+def soft_attack_loss(
+    queries: tf.Tensor, keys: tf.Tensor, q_cls: tf.Tensor, k_cls: tf.Tensor, tau: float
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """Differentiable nearest-record attack: query i's true key is key i; candidates are same-class
+    keys. Returns (cross-entropy of the attack's softmax to uniform minus its minimum log n_i, so 0
+    means unlinkable; share of queries whose nearest same-class key is their own)."""
+    dist = tf.reduce_mean(tf.square(queries[:, None, :] - keys[None, :, :]), axis=-1)  # (B, K)
+    mask = tf.cast(q_cls[:, None] == k_cls[None, :], tf.float32)
+    scale = tf.stop_gradient(tf.reduce_sum(dist * mask) / tf.reduce_sum(mask) + 1e-8)
+    logits = -dist / (tau * scale) - 1e9 * (1.0 - mask)
+    logp = tf.nn.log_softmax(logits, axis=-1)
+    n = tf.reduce_sum(mask, axis=-1)
+    ce_uniform = -tf.reduce_sum(logp * mask, axis=-1) / n - tf.math.log(n)
+    nq = tf.shape(queries)[0]
+    top1 = tf.cast(tf.argmax(logits, axis=-1, output_type=tf.int32) == tf.range(nq), tf.float32)
+    return tf.reduce_mean(ce_uniform), tf.reduce_mean(top1)
+
+
+class AnomiGAN(keras.Model):
+    """Encoder + D1 (linker) + realism critic + frozen target, with a custom train step."""
+
+    def __init__(
+        self, x_train: np.ndarray, target: keras.Model, config: GANConfig, **kwargs
+    ) -> None:
+        super().__init__(**kwargs)
+        self.config = config
+        x_train = np.clip(np.asarray(x_train, np.float32), 0.0, 1.0)
+        self.n_features = x_train.shape[1]
+        self.target = target
+        self.target.trainable = False
+        y = np.argmax(np.asarray(target(x_train, training=False)), axis=1).astype(np.int32)
+        self.x_data = tf.constant(x_train)
+        self.y_data = tf.constant(y)
+        # class-indexed table for sampling same-predicted-class negatives inside the graph
+        classes = np.unique(y)
+        n_cls = int(y.max()) + 1
+        counts = np.array([np.sum(y == c) for c in range(n_cls)], np.int32)
+        table = np.zeros((n_cls, max(counts.max(), 1)), np.int32)
+        for c in classes:
+            idx = np.flatnonzero(y == c)
+            table[c, : len(idx)] = idx
+        self.cls_table = tf.constant(table)
+        self.cls_counts = tf.constant(counts)
+        self.encoder = build_encoder(self.n_features)
+        self.linker = build_linker(self.n_features)
+        self.critic = build_critic(self.n_features)
+        self.gen = (
+            tf.random.Generator.from_seed(config.seed)
+            if config.seed is not None
+            else tf.random.Generator.from_non_deterministic_state()
+        )
+
+        def adam() -> keras.optimizers.Optimizer:
+            return keras.optimizers.Adam(config.lr, beta_1=config.beta_1)
+
+        self.opt_e, self.opt_l, self.opt_c = adam(), adam(), adam()
+        self.opt_e.build(self.encoder.trainable_variables)
+        self.opt_l.build(self.linker.trainable_variables)
+        self.opt_c.build(self.critic.trainable_variables)
+
+    def _sample(self) -> dict[str, tf.Tensor]:
+        cfg, d = self.config, self.n_features
+        n = tf.shape(self.x_data)[0]
+        b, k = cfg.batch_size, cfg.n_ref
+        idx = self.gen.uniform([b], 0, n, dtype=tf.int32)
+        y = tf.gather(self.y_data, idx)
+        cnt = tf.gather(self.cls_counts, y)
+        j = tf.cast(self.gen.uniform([b]) * tf.cast(cnt, tf.float32), tf.int32)
+        neg = tf.gather_nd(self.cls_table, tf.stack([y, tf.minimum(j, cnt - 1)], axis=1))
+        ref = self.gen.uniform([k], 0, n, dtype=tf.int32)
+        return {
+            "x": tf.gather(self.x_data, idx),
+            "y": y,
+            "x_neg": tf.gather(self.x_data, neg),
+            "x_ref": tf.gather(self.x_data, ref),
+            "y_ref": tf.gather(self.y_data, ref),
+            "r": self.gen.uniform([3 * b + k, d]),
+        }
+
+    def train_step(self, data: object = None) -> dict[str, tf.Tensor]:
+        """One alternating step: D1 and critic update on the current x^, then the encoder update
+        scored by the updated D1/critic (one encoder forward pass shared by both)."""
+        cfg = self.config
+        b = cfg.batch_size
+        s = self._sample()
+        x, y, x_ref, y_ref = s["x"], s["y"], s["x_ref"], s["y_ref"]
+        with tf.GradientTape() as tape_e:
+            # one batch-norm batch: x^ = E(x, r), z = E(x, r'') (the adversary's re-anonymisation),
+            # x^_neg = E(x', r) for x' of the same predicted class, z_ref = E(x_ref, r_ref)
+            inp = tf.concat([x, x, s["x_neg"], x_ref], axis=0)
+            out = self.encoder(inp, s["r"], training=True)
+            xh, z, xh_neg, z_ref = out[:b], out[b : 2 * b], out[2 * b : 3 * b], out[3 * b :]
+            pos_f = linker_features(x, z, xh)
+            neg_f = linker_features(x, z, xh_neg)
+            with tf.GradientTape(persistent=True) as tape_d:
+                l_lnk = _bce(1.0, self.linker(tf.stop_gradient(pos_f))) + _bce(
+                    0.0, self.linker(tf.stop_gradient(neg_f))
+                )
+                l_crit = _bce(1.0, self.critic(x_ref[:b])) + _bce(
+                    0.0, self.critic(tf.stop_gradient(xh))
+                )
+            lv, cv = self.linker.trainable_variables, self.critic.trainable_variables
+            self.opt_l.apply_gradients(zip(tape_d.gradient(l_lnk, lv), lv, strict=True))
+            self.opt_c.apply_gradients(zip(tape_d.gradient(l_crit, cv), cv, strict=True))
+            del tape_d
+
+            close = tf.reduce_mean(tf.sqrt(tf.reduce_sum(tf.square(x - xh), axis=1) + 1e-8))
+            probs = self.target(xh, training=False)
+            l_d2 = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(y, probs))
+            # encoder wants D1 wrong on both: positives called unlinked, negatives linked
+            l_link = _bce(0.0, self.linker(pos_f)) + _bce(1.0, self.linker(neg_f))
+            l_real = _bce(1.0, self.critic(xh))
+            keys_y = tf.concat([y, y_ref], axis=0)
+            nce_o, top1_o = soft_attack_loss(xh, tf.concat([z, z_ref], axis=0), y, keys_y, cfg.tau)
+            nce_x, top1_x = soft_attack_loss(xh, tf.concat([x, x_ref], axis=0), y, keys_y, cfg.tau)
+            privacy = cfg.w_link * l_link + cfg.w_nce * (nce_o + nce_x)
+            l_e = cfg.lambda_e * (1.0 - cfg.delta) * close + cfg.lambda_d * (
+                l_d2 + cfg.delta * privacy + cfg.w_real * l_real
+            )
+        ev = self.encoder.trainable_variables
+        self.opt_e.apply_gradients(zip(tape_e.gradient(l_e, ev), ev, strict=True))
+        agree = tf.reduce_mean(
+            tf.cast(tf.argmax(probs, axis=1, output_type=tf.int32) == y, tf.float32)
+        )
+        return {
+            "loss_encoder": l_e,
+            "loss_linker": l_lnk,
+            "loss_critic": l_crit,
+            "dist": close,
+            "loss_d2": l_d2,
+            "loss_link_enc": l_link,
+            "loss_real_enc": l_real,
+            "nce_oracle": nce_o,
+            "nce_orig": nce_x,
+            "top1_oracle": top1_o,
+            "top1_orig": top1_x,
+            "agreement": agree,
+            "r_std": tf.reduce_mean(tf.abs(xh - z)),
+        }
+
+    def record_variances(self, passes: int) -> LayerVariances:
+        """Variance of each hidden activation over the training set x fresh r (inference mode)."""
+        enc = self.encoder
+
+        @tf.function
+        def hidden(xb: tf.Tensor, r: tf.Tensor) -> list[tf.Tensor]:
+            return enc.forward(xb, r, training=False)[1]
+
+        acc = VarianceAccumulator(enc.hidden_shapes)
+        for _ in range(passes):
+            for start in range(0, int(self.x_data.shape[0]), 4096):
+                xb = self.x_data[start : start + 4096]
+                acc.update([h.numpy() for h in hidden(xb, self.gen.uniform(tf.shape(xb)))])
+        return acc.result()
+
+
+@dataclass
+class TrainedEncoder:
+    """A trained anonymiser: encoder weights, recorded layer variances, config and loss history."""
+
+    encoder: keras.Model
+    variances: LayerVariances
+    config: GANConfig
+    history: dict[str, list[float]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._fn: tuple[Callable, Callable] | None = None
+
+    def _build_fn(self) -> tuple[Callable, Callable]:
+        """Compile the inference graphs (weights are read live, so retraining needs no rebuild)."""
+        enc = self.encoder
+        d = enc.n_features
+        stds = [tf.constant(np.sqrt(np.maximum(v, 0.0)), tf.float32) for v in self.variances.arrays]
+        n_layers = len(stds)
+
+        @tf.function(
+            input_signature=[
+                tf.TensorSpec([None, d], tf.float32),
+                tf.TensorSpec([2], tf.int64),
+                tf.TensorSpec([], tf.float32),
+                tf.TensorSpec([], tf.int32),
+                tf.TensorSpec([], tf.int32),
+            ]
+        )
+        def noisy(x, seed, scale, n_noisy, fixed_layer):  # noqa: ANN001, ANN202
+            s = tf.random.experimental.stateless_split(seed, 3)
+            b = tf.shape(x)[0]
+            r = tf.random.stateless_uniform([b, d], seed=s[0])
+            mask = layer_mask(s[1], b, n_layers, n_noisy, fixed_layer)
+            fn = sparse_noise_fn(s[2], mask, stds, scale)
+            return enc.forward(x, r, training=False, noise_fn=fn)[0]
+
+        @tf.function(
+            input_signature=[tf.TensorSpec([None, d], tf.float32), tf.TensorSpec([2], tf.int64)]
+        )
+        def clean(x, seed):  # noqa: ANN001, ANN202
+            s = tf.random.experimental.stateless_split(seed, 3)
+            r = tf.random.stateless_uniform([tf.shape(x)[0], d], seed=s[0])
+            return enc(x, r, training=False)
+
+        return noisy, clean
+
+    def anonymize(
+        self,
+        x: np.ndarray,
+        rng_seed: int | None = None,
+        noise_scale: float | None = None,
+        n_noisy_layers: int = 1,
+        fixed_layer: int | None = None,
+        batch_size: int = 16384,
+    ) -> np.ndarray:
+        """x (n, d) in [0,1] -> x^ (n, d): fresh r per record and noise with variance
+        noise_scale·var_l (default noise_scale = delta) on `n_noisy_layers` random hidden layers
+        per record (or on `fixed_layer`). Same rng_seed -> same output; None -> OS entropy."""
+        if self._fn is None:
+            self._fn = self._build_fn()
+        noisy, clean = self._fn
+        scale = self.config.delta if noise_scale is None else noise_scale
+        no_noise = scale <= 0 or (n_noisy_layers <= 0 and fixed_layer is None)
+        rng = np.random.default_rng(rng_seed)
+        x = np.clip(np.asarray(x, np.float32), 0.0, 1.0)
+        out = np.empty_like(x)
+        for start in range(0, len(x), batch_size):
+            seed = tf.constant(rng.integers(0, 2**62, size=2), tf.int64)
+            xb = tf.constant(x[start : start + batch_size])
+            if no_noise:
+                out[start : start + batch_size] = clean(xb, seed).numpy()
+                continue
+            out[start : start + batch_size] = noisy(
+                xb,
+                seed,
+                tf.constant(scale, tf.float32),
+                tf.constant(n_noisy_layers, tf.int32),
+                tf.constant(-1 if fixed_layer is None else fixed_layer, tf.int32),
+            ).numpy()
+        return out
+
+    def save(self, directory: str | Path) -> None:
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        self.encoder.save_weights(d / "encoder.weights.h5")
+        meta = {"n_features": self.encoder.n_features, "config": asdict(self.config)}
+        (d / "config.json").write_text(json.dumps(meta, indent=2))
+        self.variances.save_npz(d / "variances.npz")
+        (d / "history.json").write_text(json.dumps(self.history))
+
+    @classmethod
+    def load(cls, directory: str | Path) -> TrainedEncoder:
+        d = Path(directory)
+        meta = json.loads((d / "config.json").read_text())
+        enc = build_encoder(meta["n_features"])
+        enc.load_weights(d / "encoder.weights.h5")
+        hist_path = d / "history.json"
+        history = json.loads(hist_path.read_text()) if hist_path.exists() else {}
+        return cls(
+            enc,
+            LayerVariances.load(d / "variances.npz"),
+            GANConfig.from_dict(meta["config"]),
+            history,
+        )
+
+
+def train_anomigan(
+    x_train: np.ndarray,
+    target: keras.Model,
+    config: GANConfig,
+    callback: Callable[[int, dict[str, float]], None] | None = None,
+) -> TrainedEncoder:
+    """Train for config.steps custom steps, record per-layer variances, return the anonymiser."""
+    if config.seed is not None:
+        keras.utils.set_random_seed(config.seed)
+    gan = AnomiGAN(x_train, target, config)
+    step_fn = tf.function(gan.train_step)
+    history: dict[str, list[float]] = {"step": []}
+    t0 = time.perf_counter()
+    acc: dict[str, float] = {}
+    n_acc = 0
+    for step in tqdm(range(1, config.steps + 1), desc="AnomiGAN", mininterval=2.0):
+        losses = step_fn()
+        if config.log_every > 0:
+            for k, v in losses.items():  # running mean over the logging window
+                acc[k] = acc.get(k, 0.0) + v
+            n_acc += 1
+            if step % config.log_every == 0 or step == config.steps:
+                vals = {k: float(v) / n_acc for k, v in acc.items()}
+                history["step"].append(float(step))
+                for k, v in vals.items():
+                    history.setdefault(k, []).append(v)
+                if callback is not None:
+                    callback(step, vals)
+                acc, n_acc = {}, 0
+    variances = gan.record_variances(config.variance_passes)
+    history["train_seconds"] = [time.perf_counter() - t0]
+    return TrainedEncoder(gan.encoder, variances, config, history)

@@ -1,0 +1,166 @@
+"""The project's jobs: each is one tracked MLflow run over the method modules.
+
+The CLI and the MLproject entry points are thin wrappers over these functions. Every job
+validates its data *before* it opens a run, so a data set that fails validation leaves nothing
+logged or registered.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from anomigan import tracking
+from anomigan.codec import RecordCodec
+from anomigan.data import Dataset, load_dataset, split_dataset
+
+log = logging.getLogger("anomigan")
+
+
+@dataclass
+class Prepared:
+    """A data set split and encoded the way every job needs it."""
+
+    spec: str  # what the user passed as `dataset`: a name or a CSV path
+    dataset: Dataset
+    train: Dataset
+    test: Dataset
+    codec: RecordCodec
+    x_train: np.ndarray
+    x_test: np.ndarray
+    split_seed: int
+    test_size: float
+
+    @property
+    def x_all(self) -> np.ndarray:
+        return np.concatenate([self.x_train, self.x_test])
+
+    def split_params(self) -> dict:
+        return {
+            "dataset": self.dataset.name,
+            "dataset_source": self.dataset.source,
+            "label": self.dataset.label,
+            "n_rows": len(self.dataset.features),
+            "n_features": self.dataset.features.shape[1],
+            "n_model_features": self.codec.n_outputs,
+            "n_train": len(self.train.features),
+            "n_test": len(self.test.features),
+            "split_seed": self.split_seed,
+            "test_size": self.test_size,
+        }
+
+
+def prepare(
+    dataset: str, label: str | None, split_seed: int = 0, test_size: float = 0.1
+) -> Prepared:
+    """Load, validate, split (stratified, seeded) and fit the codec on the training split only."""
+    ds = load_dataset(dataset, label=label or None)
+    train, test = split_dataset(ds, test_size=test_size, seed=split_seed)
+    codec = RecordCodec().fit(train.features)
+    return Prepared(
+        spec=dataset,
+        dataset=ds,
+        train=train,
+        test=test,
+        codec=codec,
+        x_train=codec.encode(train.features),
+        x_test=codec.encode(test.features),
+        split_seed=split_seed,
+        test_size=test_size,
+    )
+
+
+def train_target_job(
+    dataset: str = "breast",
+    label: str | None = None,
+    split_seed: int = 0,
+    test_size: float = 0.1,
+    register: bool = True,
+    **target_overrides,
+) -> dict:
+    """Train the target classifier D2, log it, and register `anomigan-target-<dataset>`."""
+    from anomigan.plots import confusion_matrix_figure
+    from anomigan.serving import log_target_model
+    from anomigan.target import LabelVocabulary, TargetConfig, TrainedTarget, train_target
+
+    prep = prepare(dataset, label, split_seed, test_size)
+    config = TargetConfig(**{k: v for k, v in target_overrides.items() if v is not None})
+    vocab = LabelVocabulary.fit(prep.dataset.labels)
+    y_train, y_test = vocab.encode(prep.train.labels), vocab.encode(prep.test.labels)
+
+    name = tracking.target_model_name(prep.dataset.name)
+    with tracking.run(f"train_target-{prep.dataset.name}") as active:
+        tracking.log_params(prep.split_params())
+        tracking.log_params({f"target_{k}": v for k, v in asdict(config).items()})
+        start = time.perf_counter()
+        model = train_target(prep.x_train, y_train, len(vocab.classes), config)
+        target = TrainedTarget(model, vocab, config)
+        seconds = time.perf_counter() - start
+        test_metrics = target.evaluate(prep.x_test, y_test)
+        train_metrics = target.evaluate(prep.x_train, y_train)
+        metrics = {
+            "test_accuracy": test_metrics["accuracy"],
+            "test_auc": test_metrics["auc"],
+            "train_accuracy": train_metrics["accuracy"],
+            "train_seconds": seconds,
+        }
+        tracking.log_metrics(metrics)
+        fig = confusion_matrix_figure(
+            y_test,
+            target.predict(prep.x_test),
+            vocab.classes,
+            f"target on {prep.dataset.name} test",
+        )
+        tracking.log_figure(fig, "confusion_matrix.png")
+        with tempfile.TemporaryDirectory() as tmp:
+            prep.codec.save(Path(tmp) / "codec.json")
+            tracking.log_dir(tmp, "preprocessing")
+        info = log_target_model(target, prep.codec)
+        result = {"run_id": active.info.run_id, "model_name": name, **metrics}
+        if register:
+            version, champion = tracking.register(
+                info.model_uri,
+                name,
+                tags={"run_id": active.info.run_id, "split_seed": str(prep.split_seed)},
+            )
+            result.update(version=version, champion=champion)
+    log.info(
+        "target %s: accuracy %.3f auc %.3f", name, metrics["test_accuracy"], metrics["test_auc"]
+    )
+    return result
+
+
+def load_or_train_target(prep: Prepared, label: str | None, **kwargs):
+    """D2 for a data set: the registry's champion, trained and registered first if missing.
+
+    Called inside the caller's run, so a target trained here shows up as its nested run. The
+    target must have been trained on the same split, or the encoder's test records could be
+    ones the target saw in training: that is checked, not assumed.
+    """
+    from mlflow import MlflowClient
+
+    from anomigan.target import TrainedTarget
+
+    name = tracking.target_model_name(prep.dataset.name)
+    uri = f"models:/{name}@{tracking.CHAMPION}"
+    if not tracking.model_exists(uri):
+        log.info("no %s yet: training the target classifier first", uri)
+        train_target_job(prep.spec, label, prep.split_seed, prep.test_size, **kwargs)
+    version = MlflowClient().get_model_version_by_alias(name, tracking.CHAMPION)
+    trained_on = version.tags.get("split_seed")
+    if trained_on is not None and int(trained_on) != prep.split_seed:
+        raise ValueError(
+            f"{uri} was trained on split seed {trained_on}, not {prep.split_seed}: "
+            "retrain the target with the same split_seed or use its seed"
+        )
+    folder = tracking.download_model_artifacts(uri, "target")
+    return (
+        TrainedTarget.load(folder),
+        RecordCodec.load(folder / "codec.json"),
+        f"models:/{name}/{version.version}",
+    )

@@ -1,0 +1,7 @@
+"""Model-from-code entry of the target classifier pyfunc."""
+
+import mlflow
+
+from anomigan.serving import TargetModel
+
+mlflow.models.set_model(TargetModel())

@@ -1,0 +1,147 @@
+"""MLflow plumbing: where runs go, what may be logged, and the model registry.
+
+Everything that touches MLflow lives here so the method modules never do. The one rule this
+module enforces: only configuration, aggregate figures and model files are logged, never a
+patient row (params are checked to be scalars; input examples are synthetic).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+CHAMPION = "champion"
+DEFAULT_EXPERIMENT = "anomigan"
+
+
+def default_tracking_uri() -> str:
+    """`MLFLOW_TRACKING_URI` when set, else the embedded SQLite store in the working directory."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+
+
+def configure(tracking_uri: str | None = None, registry_uri: str | None = None) -> str:
+    """Point MLflow at the tracking store (and the registry at the same place unless told)."""
+    uri = tracking_uri or default_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(registry_uri or os.environ.get("MLFLOW_REGISTRY_URI") or uri)
+    return uri
+
+
+def target_model_name(dataset: str) -> str:
+    return f"anomigan-target-{dataset}"
+
+
+def encoder_model_name(dataset: str) -> str:
+    return f"anomigan-encoder-{dataset}"
+
+
+@contextmanager
+def run(
+    run_name: str, experiment: str | None = None, nested: bool = False, tags: Mapping | None = None
+) -> Iterator[mlflow.ActiveRun]:
+    """Start (or, under `mlflow run`, resume) a run; inside an active run it nests.
+
+    A failure inside the block marks the run FAILED, so a broken job is visible in the UI.
+    """
+    nested = nested or mlflow.active_run() is not None
+    if (
+        not nested
+        and "MLFLOW_RUN_ID" not in os.environ
+        and "MLFLOW_EXPERIMENT_ID" not in os.environ
+    ):
+        mlflow.set_experiment(
+            experiment or os.environ.get("MLFLOW_EXPERIMENT_NAME", DEFAULT_EXPERIMENT)
+        )
+    with mlflow.start_run(run_name=run_name, nested=nested, tags=dict(tags or {})) as active:
+        yield active
+
+
+def log_params(params: Mapping[str, Any]) -> None:
+    """Log configuration values; anything that is not a short scalar is refused.
+
+    A guard, not a formality: a record, array or frame passed here by mistake would put patient
+    data into the tracking store, where it can never be scrubbed from every backup.
+    """
+    clean: dict[str, Any] = {}
+    for key, value in params.items():
+        if value is None:
+            value = ""
+        if not isinstance(value, str | int | float | bool) or len(str(value)) > 250:
+            raise TypeError(f"param {key!r} is not a short scalar; refusing to log it")
+        clean[key] = value
+    mlflow.log_params(clean)
+
+
+def log_metrics(metrics: Mapping[str, float], step: int | None = None) -> None:
+    mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, step=step)
+
+
+def log_figure(fig, name: str) -> None:
+    """Log a matplotlib figure as a PNG artifact and close it."""
+    import matplotlib.pyplot as plt
+
+    mlflow.log_figure(fig, name)
+    plt.close(fig)
+
+
+def log_dir(directory: str | Path, artifact_path: str | None = None) -> None:
+    mlflow.log_artifacts(str(directory), artifact_path)
+
+
+def register(model_uri: str, name: str, tags: Mapping[str, str] | None = None) -> tuple[str, bool]:
+    """Register `model_uri` (already fully logged) as a new version of `name`.
+
+    The first version of a model gets the `champion` alias; later versions leave it where it
+    is until tuning or the user moves it. Returns (version, became_champion).
+    """
+    version = mlflow.register_model(model_uri, name, tags=dict(tags or {})).version
+    client = MlflowClient()
+    try:
+        client.get_model_version_by_alias(name, CHAMPION)
+        return str(version), False
+    except MlflowException:
+        client.set_registered_model_alias(name, CHAMPION, str(version))
+        return str(version), True
+
+
+def set_champion(name: str, version: str | int) -> None:
+    """Move the `champion` alias to an existing version (checked first, with a clear error)."""
+    client = MlflowClient()
+    try:
+        client.get_model_version(name, str(version))
+    except MlflowException as exc:
+        raise ValueError(f"model {name!r} has no version {version}") from exc
+    client.set_registered_model_alias(name, CHAMPION, str(version))
+
+
+def model_exists(uri: str) -> bool:
+    """True when a `models:/name@alias` or `models:/name/version` URI resolves."""
+    name, _, ref = uri.removeprefix("models:/").partition("@")
+    client = MlflowClient()
+    try:
+        if ref:
+            client.get_model_version_by_alias(name, ref)
+        else:
+            name, _, version = name.partition("/")
+            client.get_model_version(name, version)
+        return True
+    except MlflowException:
+        return False
+
+
+def download_model_artifacts(model_uri: str, subdir: str) -> Path:
+    """Download a registered pyfunc's artifacts and return the folder holding `subdir`."""
+    dst = Path(tempfile.mkdtemp(prefix="anomigan-"))
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(dst)))
+    found = next((p for p in local.rglob(subdir) if p.is_dir()), None)
+    if found is None:
+        raise FileNotFoundError(f"{model_uri} has no artifact folder {subdir!r}")
+    return found

@@ -1,0 +1,120 @@
+"""AnomiGAN encoder and anonymiser behaviour with real Keras (a few hundred training steps)."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from anomigan import attacks, metrics
+from anomigan.gan import GANConfig, TrainedEncoder, train_anomigan
+from anomigan.networks import build_critic, build_encoder, build_linker
+
+N_FEATURES = 12
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 300)
+    x = np.clip(0.5 + (y[:, None] - 0.5) * 0.4 + rng.normal(0, 0.15, (300, N_FEATURES)), 0, 1)
+    return x.astype(np.float32), y
+
+
+@pytest.fixture(scope="module")
+def target(data: tuple[np.ndarray, np.ndarray]) -> keras.Model:
+    x, y = data
+    keras.utils.set_random_seed(0)
+    m = keras.Sequential(
+        [
+            keras.Input((N_FEATURES,)),
+            keras.layers.Dense(8, activation="relu"),
+            keras.layers.Dense(2, activation="softmax"),
+        ]
+    )
+    m.compile("adam", "sparse_categorical_crossentropy")
+    m.fit(x, y, epochs=20, batch_size=32, verbose=0)
+    return m
+
+
+@pytest.fixture(scope="module")
+def trained(data: tuple[np.ndarray, np.ndarray], target: keras.Model) -> TrainedEncoder:
+    logged: list[int] = []
+    cfg = GANConfig(steps=300, seed=0, log_every=100)
+    enc = train_anomigan(data[0], target, cfg, callback=lambda s, losses: logged.append(s))
+    assert logged == [100, 200, 300]
+    return enc
+
+
+def test_untrained_networks_shapes() -> None:
+    enc = build_encoder(N_FEATURES)
+    assert enc.n_hidden_layers == 7
+    x = np.random.default_rng(0).random((5, N_FEATURES)).astype(np.float32)
+    out, hidden = enc.forward(x, np.zeros_like(x))
+    assert out.shape == (5, N_FEATURES) and len(hidden) == 7
+    assert [tuple(h.shape[1:]) for h in hidden] == enc.hidden_shapes
+    assert build_linker(N_FEATURES)(np.zeros((2, 5 * N_FEATURES))).shape == (2, 1)
+    assert build_critic(N_FEATURES)(np.zeros((2, N_FEATURES))).shape == (2, 1)
+
+
+def test_output_shape_range_and_randomness(trained: TrainedEncoder, data) -> None:
+    x = data[0][:50]
+    a = trained.anonymize(x)
+    b = trained.anonymize(x)
+    assert a.shape == x.shape and a.min() >= 0.0 and a.max() <= 1.0
+    assert np.abs(a - b).mean() > 1e-3  # the same record anonymised twice differs
+    np.testing.assert_array_equal(
+        trained.anonymize(x, rng_seed=7), trained.anonymize(x, rng_seed=7)
+    )
+
+
+def test_r_matters_beyond_inference_noise(trained: TrainedEncoder, data) -> None:
+    x = np.repeat(data[0][:20], 30, axis=0)
+    std_r = trained.anonymize(x, rng_seed=1, noise_scale=0.0).reshape(20, 30, -1).std(1).mean()
+    assert std_r > 0.01  # r alone (no layer noise) moves the output
+    enc = trained.encoder
+    r1, r2 = np.zeros_like(x), np.ones_like(x)
+    assert np.abs(np.asarray(enc(x, r1)) - np.asarray(enc(x, r2))).mean() > 0.01
+
+
+def test_trained_encoder_is_not_identity(trained: TrainedEncoder, data) -> None:
+    x = data[0]
+    xa = trained.anonymize(np.tile(x[:60], (5, 1)), rng_seed=3)
+    src = np.tile(np.arange(60), 5)
+    oracle = attacks.reid_rate_oracle(trained.anonymize, xa, x, src, np.random.default_rng(0))
+    assert oracle < 0.5
+    assert metrics.correlation(np.tile(x[:60], (5, 1)), xa) < 0.99
+
+
+def test_variances_recorded_and_noise_zero_mean(trained: TrainedEncoder, data) -> None:
+    v = trained.variances
+    assert v.n_layers == 7
+    assert all(np.all(np.isfinite(a)) and np.all(a > 0) for a in v.arrays)
+    assert len(json.loads(v.to_json())["mean_variance"]) == 7
+    # noise on the last hidden layer is zero-mean: averaged over many draws it matches no noise
+    # up to the curvature of the sigmoid output (small)
+    x = np.repeat(data[0][:5], 4000, axis=0)
+    noisy = trained.anonymize(x, rng_seed=0, noise_scale=1.0, fixed_layer=6).reshape(5, 4000, -1)
+    clean = trained.anonymize(x, rng_seed=0, noise_scale=0.0).reshape(5, 4000, -1)
+    assert np.abs(noisy - clean).mean() > 1e-3
+    assert np.abs(noisy.mean(1) - clean.mean(1)).mean() < 0.2 * np.abs(noisy - clean).mean()
+
+
+def test_noise_options(trained: TrainedEncoder, data) -> None:
+    x = data[0][:100]
+    base = trained.anonymize(x, rng_seed=5, noise_scale=0.0)
+    for kw in ({"n_noisy_layers": 3}, {"fixed_layer": 0}, {"n_noisy_layers": 0}):
+        out = trained.anonymize(x, rng_seed=5, noise_scale=1.0, **kw)
+        assert out.shape == x.shape and np.all(np.isfinite(out))
+    np.testing.assert_allclose(trained.anonymize(x, rng_seed=5, n_noisy_layers=0), base)
+
+
+def test_save_load_round_trip(trained: TrainedEncoder, data, tmp_path) -> None:
+    trained.save(tmp_path / "enc")
+    loaded = TrainedEncoder.load(tmp_path / "enc")
+    assert loaded.config == trained.config
+    x = data[0][:40]
+    np.testing.assert_allclose(
+        loaded.anonymize(x, rng_seed=11), trained.anonymize(x, rng_seed=11), atol=1e-6
+    )
+    assert loaded.history["step"] == trained.history["step"]
