@@ -84,11 +84,11 @@ def train_target_job(
     **target_overrides,
 ) -> dict:
     """Train the target classifier D2, log it, and register `anomigan-target-<dataset>`."""
+    prep = prepare(dataset, label, split_seed, test_size)  # validate before anything is logged
     from anomigan.plots import confusion_matrix_figure
     from anomigan.serving import log_target_model
     from anomigan.target import LabelVocabulary, TargetConfig, TrainedTarget, train_target
 
-    prep = prepare(dataset, label, split_seed, test_size)
     config = TargetConfig(**{k: v for k, v in target_overrides.items() if v is not None})
     vocab = LabelVocabulary.fit(prep.dataset.labels)
     y_train, y_test = vocab.encode(prep.train.labels), vocab.encode(prep.test.labels)

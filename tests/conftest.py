@@ -48,3 +48,135 @@ def breast_target(mlflow_store) -> dict:
 
     tracking.configure()
     return train_target_job("breast", epochs=40)
+
+
+def _numeric_tokens(text: str) -> set[str]:
+    import re
+
+    return {t.lstrip("+") for t in re.findall(r"[-+]?\d+\.\d+(?:[eE][-+]?\d+)?|[-+]?\d+", text)}
+
+
+def _distinctive(value) -> str | None:
+    """A cell as it would be written to JSON/CSV, if it is specific enough to fingerprint a row."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    text = str(value)
+    digits = sum(c.isdigit() for c in text.lstrip("-0."))
+    return text if digits >= 3 else None
+
+
+def find_leaked_rows(root: Path, frame) -> list[str]:
+    """Scan every text file and the SQLite store under `root` for raw rows of `frame`.
+
+    A row counts as leaked from a file when at least half of its distinctive values (three or
+    more significant digits) appear there. Column aggregates (one min or max per column) in
+    the codec never reach that share for any single row.
+    """
+    import sqlite3
+
+    texts: dict[str, str] = {}
+    for path in root.rglob("*"):
+        if not path.is_file():
+            continue
+        if path.suffix == ".db":
+            con = sqlite3.connect(path)
+            rows = []
+            for (table,) in con.execute("select name from sqlite_master where type='table'"):
+                rows += [" ".join(map(str, r)) for r in con.execute(f"select * from [{table}]")]
+            con.close()
+            texts[str(path)] = "\n".join(rows)
+            continue
+        try:
+            texts[str(path)] = path.read_text("utf-8")
+        except (UnicodeDecodeError, OSError):
+            continue  # binary weights: no row is stored in a network's parameters as text
+    tokens = {name: _numeric_tokens(text) for name, text in texts.items()}
+    leaks = []
+    numeric = frame.select_dtypes("number")
+    for i, row in enumerate(numeric.itertuples(index=False)):
+        cells = {c for c in (_distinctive(v) for v in row) if c is not None}
+        if len(cells) < 4:
+            continue
+        for name, found in tokens.items():
+            if len(cells & found) >= len(cells) / 2:
+                leaks.append(f"row {i} in {name}")
+    return leaks
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ScoringServer:
+    """`mlflow models serve` on 127.0.0.1 and a free port, stopped by its process id."""
+
+    def __init__(self, model_uri: str, env: dict[str, str], log_path: Path):
+        import subprocess
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        cmd = [
+            str(Path(sys.executable).parent / "mlflow"),
+            "models",
+            "serve",
+            "-m",
+            model_uri,
+            "--env-manager",
+            "local",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-w",
+            "1",
+        ]
+        self._log = open(log_path, "w")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            cmd, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+    def wait(self, timeout: float = 120) -> None:
+        import time
+
+        import requests
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited: {self.log_path.read_text()[-2000:]}")
+            try:
+                if requests.get(f"{self.url}/ping", timeout=1).status_code == 200:
+                    return
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.5)
+        raise TimeoutError(f"no /ping answer in {timeout} s: {self.log_path.read_text()[-2000:]}")
+
+    def stop(self) -> None:
+        import signal
+
+        try:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(timeout=20)
+        except (ProcessLookupError, TimeoutError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self._log.close()
+
+
+@pytest.fixture(scope="session")
+def target_server(breast_target, cli_env, tmp_path_factory):
+    server = ScoringServer(
+        "models:/anomigan-target-breast@champion",
+        cli_env,
+        tmp_path_factory.mktemp("serve") / "target.log",
+    )
+    try:
+        server.wait()
+        yield server
+    finally:
+        server.stop()
