@@ -45,6 +45,25 @@ def _cmd_train_target(a: argparse.Namespace) -> dict:
     )
 
 
+def _cmd_train(a: argparse.Namespace) -> dict:
+    from anomigan.jobs import train_job
+
+    return train_job(
+        a.dataset,
+        a.label or None,
+        a.split_seed,
+        a.test_size,
+        n_records=a.n_records,
+        lambda_e=a.lambda_e,
+        lambda_d=a.lambda_d,
+        delta=a.delta,
+        steps=a.steps,
+        batch_size=a.batch_size,
+        lr=a.lr,
+        seed=a.seed,
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="anomigan",
@@ -69,6 +88,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hidden", type=_int, default=None, help="hidden units (default 32)")
     p.add_argument("--seed", type=_int, default=None, help="training seed (default 0)")
     p.set_defaults(func=_cmd_train_target)
+
+    p = sub.add_parser(
+        "train",
+        help="train AnomiGAN against the target and register anomigan-encoder-<dataset>",
+        description="Train the AnomiGAN encoder (the target is trained first if missing), "
+        "evaluate it on the test split and register a new encoder version.",
+    )
+    _data_args(p)
+    p.add_argument("--lambda-e", type=float, default=None, help="closeness weight λe (0.5)")
+    p.add_argument("--lambda-d", type=float, default=None, help="adversarial weight λd (0.5)")
+    p.add_argument("--delta", type=float, default=None, help="privacy level δ in [0, 1] (0.3)")
+    p.add_argument("--steps", type=_int, default=None, help="training steps")
+    p.add_argument("--batch-size", type=_int, default=None, help="batch size (10, the paper's)")
+    p.add_argument("--lr", type=float, default=None, help="Adam learning rate (1e-3)")
+    p.add_argument("--seed", type=_int, default=None, help="seed for training and inference")
+    p.add_argument(
+        "--n-records", type=_int, default=1000, help="anonymised test records to evaluate on"
+    )
+    p.set_defaults(func=_cmd_train)
     return parser
 
 

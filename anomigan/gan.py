@@ -34,13 +34,13 @@ class GANConfig:
     lambda_e: float = 0.5  # weight of the closeness term d(x, x^) (scaled by 1 - delta)
     lambda_d: float = 0.5  # weight of the adversarial/target terms
     delta: float = 0.3  # privacy level in [0, 1]: weight of the privacy terms, inference noise
-    steps: int = 6000
+    steps: int = 4000
     batch_size: int = 10  # paper value; records whose x^ enter the losses each step
     n_ref: int = 64  # extra training records per step: same-class negatives / attack candidates
     lr: float = 1e-3
     beta_1: float = 0.5
     seed: int | None = None
-    w_d2: float = 1.0  # multiplier on the target-agreement term L_D2 (paper: 1)
+    w_d2: float = 3.0  # multiplier on L_D2 (paper: 1); 1 gave agreement 0.936 < 0.95
     w_real: float = 0.2  # realism critic weight (1.0 slides back towards identity)
     w_link: float = 1.0  # adversarial linker D1 inside the privacy term
     w_nce: float = 1.0  # soft (InfoNCE) nearest-record attacks inside the privacy term

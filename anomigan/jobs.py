@@ -164,3 +164,74 @@ def load_or_train_target(prep: Prepared, label: str | None, **kwargs):
         RecordCodec.load(folder / "codec.json"),
         f"models:/{name}/{version.version}",
     )
+
+
+def train_job(
+    dataset: str = "breast",
+    label: str | None = None,
+    split_seed: int = 0,
+    test_size: float = 0.1,
+    register: bool = True,
+    n_records: int = 1000,
+    **gan_overrides,
+) -> dict:
+    """Train AnomiGAN against the registered target, evaluate it, register the encoder pyfunc."""
+    prep = prepare(dataset, label, split_seed, test_size)  # validate before anything is logged
+    from anomigan.anonymizers import AnomiGANAnonymizer
+    from anomigan.evaluation import EvalData, evaluate
+    from anomigan.gan import GANConfig, train_anomigan
+    from anomigan.plots import loss_curves_figure
+    from anomigan.serving import log_encoder_model
+
+    config = GANConfig(**{k: v for k, v in gan_overrides.items() if v is not None})
+    name = tracking.encoder_model_name(prep.dataset.name)
+    with tracking.run(f"train-{prep.dataset.name}") as active:
+        target, codec, target_uri = load_or_train_target(prep, label)
+        data = EvalData(
+            codec.encode(prep.train.features),
+            target.vocabulary.encode(prep.train.labels),
+            codec.encode(prep.test.features),
+            target.vocabulary.encode(prep.test.labels),
+        )
+        tracking.log_params(prep.split_params())
+        tracking.log_params({**asdict(config), "target_model": target_uri, "n_records": n_records})
+
+        def log_losses(step: int, losses: dict[str, float]) -> None:
+            tracking.log_metrics({f"loss_{k}": v for k, v in losses.items()}, step=step)
+
+        start = time.perf_counter()
+        trained = train_anomigan(data.x_train, target.model, config, callback=log_losses)
+        train_seconds = time.perf_counter() - start
+        anonymizer = AnomiGANAnonymizer(trained)
+        seed = config.seed if config.seed is not None else 0
+        metrics = evaluate(anonymizer, data, target.predict_proba, n_records, seed=seed)
+        metrics["train_seconds"] = train_seconds
+        tracking.log_metrics(metrics)
+
+        losses = {k: v for k, v in trained.history.items() if k not in ("step", "train_seconds")}
+        tracking.log_figure(loss_curves_figure(losses, trained.history["step"]), "losses.png")
+        with tempfile.TemporaryDirectory() as tmp:
+            (Path(tmp) / "layer_variances.json").write_text(trained.variances.to_json())
+            trained.variances.save_npz(Path(tmp) / "layer_variances.npz")
+            tracking.log_dir(tmp, "variances")
+        info = log_encoder_model(trained, codec, data.x_test)
+        result = {"run_id": active.info.run_id, "model_name": name, **metrics}
+        if register:
+            version, champion = tracking.register(
+                info.model_uri,
+                name,
+                tags={
+                    "run_id": active.info.run_id,
+                    "split_seed": str(prep.split_seed),
+                    "target_model": target_uri,
+                },
+            )
+            result.update(version=version, champion=champion)
+    log.info(
+        "encoder %s: agreement %.3f reid %.3f reid_oracle %.3f",
+        name,
+        metrics["prediction_agreement"],
+        metrics["reid_rate"],
+        metrics["reid_rate_oracle"],
+    )
+    return result

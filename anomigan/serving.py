@@ -270,3 +270,40 @@ def install_server_guard() -> bool:
     if scoring_server.invocations is not safe_invocations:
         scoring_server.invocations = safe_invocations
     return True
+
+
+class EncoderModel(RecordModel):
+    """The AnomiGAN encoder as a pyfunc: raw records in, anonymised raw records out.
+
+    Every call draws fresh randomness (the same record posted twice comes back different);
+    `seed` makes one call reproducible.
+    """
+
+    def _load(self, folder: Path) -> None:
+        from anomigan.gan import TrainedEncoder
+
+        self.encoder = TrainedEncoder.load(folder)
+
+    def predict_records(self, records: pd.DataFrame, seed: int | None = None) -> pd.DataFrame:
+        x = self.codec.encode(self.validated(records))
+        return self.codec.decode(self.encoder.anonymize(x, rng_seed=seed))
+
+    def predict(self, context, model_input: pd.DataFrame, params: dict | None = None):
+        if not isinstance(model_input, pd.DataFrame):
+            model_input = pd.DataFrame(model_input)
+        seed = (params or {}).get("seed")
+        return self.predict_records(model_input, seed=None if seed is None else int(seed))
+
+
+def log_encoder_model(trained, codec: RecordCodec, x_example: np.ndarray):
+    """Log the encoder pyfunc: weights, config, layer variances and codec in one folder.
+
+    The input example is made of anonymised values (never a raw row), as is its output.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "model"
+        trained.save(folder)
+        example = codec.decode(trained.anonymize(x_example[:2], rng_seed=0))
+        model = EncoderModel()
+        model.codec, model.encoder = codec, trained
+        return _log_pyfunc("encoder", folder, codec, example, model.predict_records(example, 1))

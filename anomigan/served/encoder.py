@@ -1,0 +1,7 @@
+"""Model-from-code entry of the AnomiGAN encoder pyfunc."""
+
+import mlflow
+
+from anomigan.serving import EncoderModel
+
+mlflow.models.set_model(EncoderModel())
