@@ -4,7 +4,7 @@ frozen target classifier D2; plus the trained anonymiser with the paper's per-la
 Encoder objective per step (B records x with predicted classes y = argmax D2(x)):
 
     L_E = λe·(1-δ)·mean_i ||x_i - x^_i||_2
-          + λd·( CE(y, D2(x^)) + δ·(w_link·L_link + w_nce·(L_nce_oracle + L_nce_orig))
+          + λd·( w_d2·CE(y, D2(x^)) + δ·(w_link·L_link + w_nce·(L_nce_oracle + L_nce_orig))
                  + w_real·L_real )
 
 with x^ = E(x, r), r ~ U[0,1]^d fresh per record and step. See `AnomiGAN.train_step`.
