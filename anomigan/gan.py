@@ -24,7 +24,13 @@ import tensorflow as tf
 from tqdm.auto import tqdm
 
 from anomigan.networks import build_critic, build_encoder, build_linker, linker_features
-from anomigan.noise import LayerVariances, VarianceAccumulator, layer_mask, sparse_noise_fn
+from anomigan.noise import (
+    LayerVariances,
+    VarianceAccumulator,
+    draw_layer_patterns,
+    layer_noise_fn,
+    pattern_flags,
+)
 
 
 @dataclass
@@ -227,41 +233,33 @@ class TrainedEncoder:
     history: dict[str, list[float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self._fn: tuple[Callable, Callable] | None = None
+        self._fn: Callable | None = None
 
-    def _build_fn(self) -> tuple[Callable, Callable]:
-        """Compile the inference graphs (weights are read live, so retraining needs no rebuild)."""
+    def _build_fn(self) -> Callable:
+        """Compile the inference graph once (weights are read live, so no rebuild is needed).
+
+        `flags[l]` switches the noise of hidden layer l on for the whole call; `anonymize`
+        groups records by their drawn layer pattern, so normals are drawn only where used.
+        """
         enc = self.encoder
         d = enc.n_features
         stds = [tf.constant(np.sqrt(np.maximum(v, 0.0)), tf.float32) for v in self.variances.arrays]
-        n_layers = len(stds)
 
         @tf.function(
             input_signature=[
                 tf.TensorSpec([None, d], tf.float32),
                 tf.TensorSpec([2], tf.int64),
+                tf.TensorSpec([len(stds)], tf.bool),
                 tf.TensorSpec([], tf.float32),
-                tf.TensorSpec([], tf.int32),
-                tf.TensorSpec([], tf.int32),
             ]
         )
-        def noisy(x, seed, scale, n_noisy, fixed_layer):  # noqa: ANN001, ANN202
-            s = tf.random.experimental.stateless_split(seed, 3)
-            b = tf.shape(x)[0]
-            r = tf.random.stateless_uniform([b, d], seed=s[0])
-            mask = layer_mask(s[1], b, n_layers, n_noisy, fixed_layer)
-            fn = sparse_noise_fn(s[2], mask, stds, scale)
-            return enc.forward(x, r, training=False, noise_fn=fn)[0]
+        def forward(x, seed, flags, scale):  # noqa: ANN001, ANN202
+            seeds = tf.random.experimental.stateless_split(seed, len(stds) + 1)
+            r = tf.random.stateless_uniform(tf.shape(x), seed=seeds[0])
+            noise_fn = layer_noise_fn(seeds[1:], flags, stds, scale)
+            return enc.forward(x, r, training=False, noise_fn=noise_fn)[0]
 
-        @tf.function(
-            input_signature=[tf.TensorSpec([None, d], tf.float32), tf.TensorSpec([2], tf.int64)]
-        )
-        def clean(x, seed):  # noqa: ANN001, ANN202
-            s = tf.random.experimental.stateless_split(seed, 3)
-            r = tf.random.stateless_uniform([tf.shape(x)[0], d], seed=s[0])
-            return enc(x, r, training=False)
-
-        return noisy, clean
+        return forward
 
     def anonymize(
         self,
@@ -277,25 +275,23 @@ class TrainedEncoder:
         per record (or on `fixed_layer`). Same rng_seed -> same output; None -> OS entropy."""
         if self._fn is None:
             self._fn = self._build_fn()
-        noisy, clean = self._fn
+        n_layers = self.variances.n_layers
         scale = self.config.delta if noise_scale is None else noise_scale
-        no_noise = scale <= 0 or (n_noisy_layers <= 0 and fixed_layer is None)
-        rng = np.random.default_rng(rng_seed)
+        # separate streams: the draw of noisy layers must not shift the randomness r
+        layer_rng, rng = np.random.default_rng(rng_seed).spawn(2)
         x = np.clip(np.asarray(x, np.float32), 0.0, 1.0)
+        pattern = draw_layer_patterns(layer_rng, len(x), n_layers, n_noisy_layers, fixed_layer)
+        if scale <= 0:
+            pattern[:] = 0
         out = np.empty_like(x)
-        for start in range(0, len(x), batch_size):
-            seed = tf.constant(rng.integers(0, 2**62, size=2), tf.int64)
-            xb = tf.constant(x[start : start + batch_size])
-            if no_noise:
-                out[start : start + batch_size] = clean(xb, seed).numpy()
-                continue
-            out[start : start + batch_size] = noisy(
-                xb,
-                seed,
-                tf.constant(scale, tf.float32),
-                tf.constant(n_noisy_layers, tf.int32),
-                tf.constant(-1 if fixed_layer is None else fixed_layer, tf.int32),
-            ).numpy()
+        scale_t = tf.constant(max(scale, 0.0), tf.float32)
+        for p in np.unique(pattern):
+            rows = np.flatnonzero(pattern == p)
+            flags = tf.constant(pattern_flags(p, n_layers))
+            for start in range(0, len(rows), batch_size):
+                idx = rows[start : start + batch_size]
+                seed = tf.constant(rng.integers(0, 2**62, size=2), tf.int64)
+                out[idx] = self._fn(tf.constant(x[idx]), seed, flags, scale_t).numpy()
         return out
 
     def save(self, directory: str | Path) -> None:

@@ -71,42 +71,39 @@ class VarianceAccumulator:
         return LayerVariances([(m2 / max(self.n - 1, 1)).astype(np.float32) for m2 in self.m2])
 
 
-def layer_mask(
-    seed: tf.Tensor, batch: tf.Tensor, n_layers: int, n_noisy: tf.Tensor, fixed_layer: tf.Tensor
-) -> tf.Tensor:
-    """(batch, n_layers) 0/1 mask: `n_noisy` random layers per record, or `fixed_layer` if >= 0."""
-    u = tf.random.stateless_uniform(tf.stack([batch, n_layers]), seed=seed)
-    rank = tf.argsort(tf.argsort(u, axis=1), axis=1)
-    random_mask = tf.cast(rank < tf.cast(n_noisy, rank.dtype), tf.float32)
-    fixed_mask = tf.one_hot(tf.fill([batch], tf.maximum(fixed_layer, 0)), n_layers)
-    return tf.cond(fixed_layer >= 0, lambda: fixed_mask, lambda: random_mask)
+def draw_layer_patterns(
+    rng: np.random.Generator, n: int, n_layers: int, n_noisy: int, fixed_layer: int | None
+) -> np.ndarray:
+    """Which hidden layers get noise, per record, as a bit pattern (bit l = layer l).
+
+    Drawn independently per record and per call: `n_noisy` distinct random layers, or the one
+    `fixed_layer` (the paper's Table 1). Records sharing a pattern are run together.
+    """
+    if fixed_layer is not None:
+        if not 0 <= fixed_layer < n_layers:
+            raise ValueError(f"fixed_layer must be in [0, {n_layers - 1}], got {fixed_layer}")
+        return np.full(n, 1 << fixed_layer, np.int64)
+    if n_noisy <= 0:
+        return np.zeros(n, np.int64)
+    chosen = np.argsort(rng.random((n, n_layers)), axis=1)[:, : min(n_noisy, n_layers)]
+    return (1 << chosen).sum(axis=1)
 
 
-def gaussian_layer_noise(
-    seed: tf.Tensor, mask: tf.Tensor, stds: list[tf.Tensor], scale: tf.Tensor
-) -> list[tf.Tensor]:
-    """Zero-mean noise per layer: mask[:, l] * sqrt(scale) * std_l * N(0, 1)."""
-    seeds = tf.random.experimental.stateless_split(seed, len(stds))
-    batch = tf.shape(mask)[0]
-    out = []
-    for i, std in enumerate(stds):
-        shape = tf.concat([[batch], tf.shape(std)], axis=0)
-        eps = tf.random.stateless_normal(shape, seed=seeds[i])
-        out.append(eps * std * tf.sqrt(scale) * mask[:, i, None, None])
-    return out
+def pattern_flags(pattern: int, n_layers: int) -> list[bool]:
+    return [(int(pattern) >> i) & 1 == 1 for i in range(n_layers)]
 
 
-def sparse_noise_fn(
-    seed: tf.Tensor, mask: tf.Tensor, stds: list[tf.Tensor], scale: tf.Tensor
+def layer_noise_fn(
+    seeds: tf.Tensor, flags: tf.Tensor, stds: list[tf.Tensor], scale: tf.Tensor
 ) -> Callable[[int, tf.Tensor], tf.Tensor]:
-    """Same distribution as `gaussian_layer_noise`, but draws normals only for the rows whose
-    layer is selected (about n_noisy/7 of them), which is what makes inference fast."""
-    seeds = tf.random.experimental.stateless_split(seed, len(stds))
+    """`noise_fn(i, h)` for `Encoder.forward`: adds zero-mean Gaussian noise of variance
+    scale·var_i to hidden layer i where `flags[i]`; normals are drawn only for those layers."""
 
     def fn(i: int, h: tf.Tensor) -> tf.Tensor:
-        rows = tf.where(mask[:, i] > 0)
-        shape = tf.concat([tf.shape(rows, out_type=tf.int32)[:1], tf.shape(stds[i])], axis=0)
-        eps = tf.random.stateless_normal(shape, seed=seeds[i]) * stds[i] * tf.sqrt(scale)
-        return tf.tensor_scatter_nd_add(h, rows, eps)
+        def noisy() -> tf.Tensor:
+            eps = tf.random.stateless_normal(tf.shape(h), seed=seeds[i])
+            return h + eps * stds[i] * tf.sqrt(scale)
+
+        return tf.cond(flags[i], noisy, lambda: h)
 
     return fn
