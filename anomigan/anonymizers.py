@@ -7,6 +7,7 @@ codec turns raw records into model space and back at the edges.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -110,22 +111,45 @@ class LaplaceDP:
 
 @dataclass
 class AnomiGANAnonymizer:
-    """A trained AnomiGAN encoder with its inference-time layer noise settings."""
+    """A trained AnomiGAN encoder with its inference-time settings and prediction guard.
+
+    The guard (`predict`, the frozen target's class prediction, and `max_resample`) re-draws
+    the randomness of any record whose release the target would classify differently from the
+    original, up to `max_resample` times. The encoder is trained to keep the prediction, but a
+    sample near the decision boundary can still cross it; the hospital holds the target in the
+    trusted zone, so checking costs one cheap forward pass. It reveals nothing the release does
+    not already reveal: the predicted class is kept by design.
+    """
 
     trained: object  # anomigan.gan.TrainedEncoder
+    predict: Callable[[np.ndarray], np.ndarray] | None = field(default=None, repr=False)
+    max_resample: int = 10
     noise_scale: float | None = None  # default: the encoder's δ
     n_noisy_layers: int = 1
     fixed_layer: int | None = None
     name: str = "anomigan"
 
-    def anonymize(self, x: np.ndarray, seed: int | None = None) -> np.ndarray:
+    def _draw(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         return self.trained.anonymize(
             x,
-            rng_seed=seed,
+            rng_seed=int(rng.integers(0, 2**63 - 1)),
             noise_scale=self.noise_scale,
             n_noisy_layers=self.n_noisy_layers,
             fixed_layer=self.fixed_layer,
         )
+
+    def anonymize(self, x: np.ndarray, seed: int | None = None) -> np.ndarray:
+        rng = np.random.default_rng(seed)
+        out = self._draw(x, rng)
+        if self.predict is None or self.max_resample <= 0 or len(x) == 0:
+            return out
+        wanted = self.predict(x)
+        for _ in range(self.max_resample):
+            changed = np.flatnonzero(self.predict(out) != wanted)
+            if changed.size == 0:
+                break
+            out[changed] = self._draw(x[changed], rng)
+        return out
 
     def params(self) -> dict[str, float | int | str]:
         cfg = self.trained.config
@@ -136,4 +160,5 @@ class AnomiGANAnonymizer:
             "noise_scale": cfg.delta if self.noise_scale is None else self.noise_scale,
             "n_noisy_layers": self.n_noisy_layers,
             "fixed_layer": -1 if self.fixed_layer is None else self.fixed_layer,
+            "max_resample": self.max_resample if self.predict is not None else 0,
         }

@@ -54,6 +54,7 @@ def _cmd_train(a: argparse.Namespace) -> dict:
         a.split_seed,
         a.test_size,
         n_records=a.n_records,
+        max_resample=a.max_resample,
         lambda_e=a.lambda_e,
         lambda_d=a.lambda_d,
         delta=a.delta,
@@ -61,6 +62,131 @@ def _cmd_train(a: argparse.Namespace) -> dict:
         batch_size=a.batch_size,
         lr=a.lr,
         seed=a.seed,
+    )
+
+
+def _cmd_tune(a: argparse.Namespace) -> dict:
+    from anomigan.jobs import tune_job
+
+    return tune_job(
+        a.dataset,
+        a.label or None,
+        a.split_seed,
+        a.test_size,
+        n_trials=a.n_trials,
+        n_workers=a.n_workers,
+        storage=a.storage or None,
+        study_name=a.study_name or None,
+        privacy_objective=a.privacy_objective,
+        min_agreement=a.min_agreement,
+        max_corr_mad=a.max_corr_mad,
+        min_steps=a.min_steps,
+        max_steps=a.max_steps,
+        n_records=a.n_records,
+        prune_floor=a.prune_floor,
+        prune_after=a.prune_after,
+        seed=a.seed,
+        promote=not a.no_promote,
+    )
+
+
+def _cmd_promote(a: argparse.Namespace) -> dict:
+    from anomigan.tuning import promote
+
+    return promote(a.model, a.version)
+
+
+def _bool(text: str) -> bool:
+    """true/false, yes/no, 1/0 (MLflow passes params as text, e.g. "1.0")."""
+    low = str(text).strip().lower()
+    if low in ("1", "1.0", "true", "yes", "y", "on"):
+        return True
+    if low in ("0", "0.0", "false", "no", "n", "off", ""):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def _cmd_evaluate(a: argparse.Namespace) -> dict:
+    from anomigan.jobs import evaluate_job
+
+    return evaluate_job(
+        a.dataset,
+        a.label or None,
+        a.split_seed,
+        a.test_size,
+        quick=a.quick,
+        known_columns=[c.strip() for c in a.known_columns.split(",")] if a.known_columns else None,
+        sensitive_column=a.sensitive_column or None,
+        steps=a.steps or None,  # 0 = the mode's default (MLproject passes every param)
+        n_records=a.n_records or None,
+        n_games=a.n_games or None,
+        table1_repeats=a.repeats or None,
+        retrain_delta=a.retrain_delta,
+        seed=a.seed,
+    )
+
+
+def _cmd_report(a: argparse.Namespace) -> dict:
+    from anomigan.jobs import report_job
+
+    datasets = [d.strip() for d in a.dataset.split(",")] if a.dataset else None
+    run_ids = [r.strip() for r in a.run_id.split(",")] if a.run_id else None
+    return report_job(a.output, datasets, run_ids)
+
+
+def _tune_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--n-trials", type=_int, default=40, help="finished trials the study should hold (40)"
+    )
+    p.add_argument("--n-workers", type=_int, default=1, help="local worker processes (1)")
+    p.add_argument(
+        "--storage",
+        default="",
+        help="Optuna storage: journal:PATH or a database URL (default: a journal file next "
+        "to the tracking store)",
+    )
+    p.add_argument(
+        "--study-name", default="", help="study to create or resume (default tune-<dataset>)"
+    )
+    p.add_argument(
+        "--privacy-objective",
+        default="reid_rate_oracle",
+        help="figure of the evaluation to minimise (default reid_rate_oracle)",
+    )
+    p.add_argument(
+        "--min-agreement", type=float, default=0.95, help="promotion bar on agreement (0.95)"
+    )
+    p.add_argument(
+        "--max-corr-mad", type=float, default=0.15, help="promotion bar on corr_matrix_mad (0.15)"
+    )
+    p.add_argument("--min-steps", type=_int, default=1000, help="fewest training steps (1000)")
+    p.add_argument("--max-steps", type=_int, default=6000, help="most training steps (6000)")
+    p.add_argument(
+        "--n-records", type=_int, default=1000, help="anonymised test records per evaluation"
+    )
+    p.add_argument(
+        "--prune-floor",
+        type=float,
+        default=0.8,
+        help="prune a trial whose training agreement is below this at a checkpoint (0.8; 0 off)",
+    )
+    p.add_argument(
+        "--prune-after",
+        type=float,
+        default=0.5,
+        help="share of a trial's steps before pruning may start (0.5)",
+    )
+    p.add_argument("--seed", type=_int, default=0, help="seed of the sampler and the trials")
+    p.add_argument(
+        "--no-promote", action="store_true", help="tune only: move no alias (extra machines)"
+    )
+
+
+def _cmd_anonymize(a: argparse.Namespace) -> dict:
+    from anomigan.batch import anonymize_csv
+
+    return anonymize_csv(
+        a.model, a.input, a.output, a.chunk_size, seed=a.seed, allow_missing=a.allow_missing
     )
 
 
@@ -106,7 +232,103 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--n-records", type=_int, default=1000, help="anonymised test records to evaluate on"
     )
+    p.add_argument(
+        "--max-resample",
+        type=_int,
+        default=10,
+        help="prediction guard: re-draw a record whose class the target would change, up to "
+        "this many times (0 = off)",
+    )
     p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser(
+        "tune",
+        help="tune AnomiGAN with Optuna and promote the best encoder to champion",
+        description="Run or resume a multi-objective Optuna study (agreement up, privacy "
+        "figure and corr_matrix_mad down), one nested MLflow run per trial; the Pareto trial "
+        "meeting the bars with the lowest privacy figure becomes the encoder's champion.",
+    )
+    _data_args(p)
+    _tune_args(p)
+    p.set_defaults(func=_cmd_tune)
+
+    p = sub.add_parser(
+        "promote",
+        help="move the champion alias of a registered model to a version",
+        description="Give version N of a registered model the alias `champion`.",
+    )
+    p.add_argument("--model", required=True, help="e.g. anomigan-encoder-breast")
+    p.add_argument("--version", required=True, type=_int, help="the version to promote")
+    p.set_defaults(func=_cmd_promote)
+
+    p = sub.add_parser(
+        "evaluate",
+        help="privacy-utility evaluation: AnomiGAN sweeps against DP and reference anonymisers",
+        description="Sweep δ and λe (retraining per λe), the Laplace mechanism's λ, identity and "
+        "the class prototype on the same split; one nested MLflow run per setting, Tables 1-2, "
+        "figures and report.md as artifacts of the parent run.",
+    )
+    _data_args(p)
+    p.add_argument(
+        "--quick",
+        type=_bool,
+        nargs="?",
+        const=True,
+        default=False,
+        help="few settings, steps and repeats (the tests' mode)",
+    )
+    p.add_argument(
+        "--steps", type=_int, default=None, help="GAN training steps per encoder (0: default)"
+    )
+    p.add_argument(
+        "--n-records", type=_int, default=None, help="anonymised test records per setting (1000)"
+    )
+    p.add_argument("--n-games", type=_int, default=None, help="games per distinguishing game")
+    p.add_argument("--repeats", type=_int, default=None, help="Table 1 repeats of the test data")
+    p.add_argument(
+        "--retrain-delta",
+        type=_bool,
+        nargs="?",
+        const=True,
+        default=None,
+        help="retrain the encoder for every δ (default: vary the inference noise only)",
+    )
+    p.add_argument("--seed", type=_int, default=None, help="seed of training and attacks (0)")
+    p.add_argument(
+        "--known-columns", default="", help="attribute inference: comma-separated known columns"
+    )
+    p.add_argument("--sensitive-column", default="", help="attribute inference: target column")
+    p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser(
+        "report",
+        help="write report.md from the latest evaluate run of each data set",
+        description="Write report.md, figures/ and tables/ to a folder from finished evaluate "
+        "runs in the tracking store.",
+    )
+    p.add_argument("--output", required=True, help="folder to write report.md into")
+    p.add_argument("--dataset", default="", help="data sets to include, comma-separated (all)")
+    p.add_argument("--run-id", default="", help="evaluate run ids, comma-separated (latest)")
+    p.set_defaults(func=_cmd_report)
+
+    p = sub.add_parser(
+        "anonymize",
+        aliases=["anonymise"],
+        help="anonymise a CSV file with a registered encoder (streamed, atomic output)",
+        description="Stream a CSV of raw records through an encoder in chunks, validating every "
+        "chunk, and write the anonymised records atomically (a failed run writes nothing).",
+    )
+    p.add_argument("--model", required=True, help="e.g. models:/anomigan-encoder-breast@champion")
+    p.add_argument("--input", required=True, help="CSV of raw records with the model's columns")
+    p.add_argument("--output", required=True, help="CSV to write (replaced only on success)")
+    p.add_argument("--chunk-size", type=_int, default=50_000, help="rows per chunk (50000)")
+    p.add_argument(
+        "--seed", type=_int, default=None, help="reproducible output; keep it secret (default none)"
+    )
+    p.add_argument(
+        "--allow-missing", action="store_true", help="impute empty cells instead of refusing them"
+    )
+    p.set_defaults(func=_cmd_anonymize)
     return parser
 
 

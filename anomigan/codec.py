@@ -176,10 +176,34 @@ class RecordCodec:
             raise SchemaError("; ".join(parts))
         if len(set(given)) != len(given):
             raise SchemaError("duplicate column names in records")
-        frame = features.copy()
-        frame.columns = given
-        out: dict[str, pd.Series] = {}
+        frame = features
+        if given != list(features.columns):
+            frame = features.copy()
+            frame.columns = given
+        # Fast path (one block, no per-column pandas calls): numeric columns that already hold
+        # plain numpy numbers. A single-record request is dominated by per-column overhead.
+        dtypes = frame.dtypes
+        fast = [
+            s.name
+            for s in self.specs
+            if s.kind == "numeric"
+            and isinstance(dtypes[s.name], np.dtype)
+            and dtypes[s.name].kind in "iuf"
+        ]
+        block = frame[fast].to_numpy(dtype="float64") if fast else np.empty((len(frame), 0))
+        block_inf = np.isinf(block).any(axis=0)
+        fast_pos = {name: k for k, name in enumerate(fast)}
+        out: dict[str, pd.Series | np.ndarray] = {}
         for s in self.specs:
+            if s.name in fast_pos:
+                k = fast_pos[s.name]
+                if block_inf[k]:
+                    inf = np.isinf(block[:, k])
+                    raise SchemaError(
+                        f"column '{s.name}' has infinite values in rows {_rows(frame.index, inf)}"
+                    )
+                out[s.name] = block[:, k]
+                continue
             col = frame[s.name]
             present = col.notna().to_numpy()
             if s.kind == "numeric":
@@ -212,6 +236,8 @@ class RecordCodec:
                     )
                 out[s.name] = text
         result = pd.DataFrame(out, index=frame.index)
+        if len(fast) == len(self.specs) and not np.isnan(block).any():
+            return result  # complete numbers: no row can be entirely missing
         empty = result.isna().all(axis=1).to_numpy()
         if empty.any():
             raise SchemaError(f"records are entirely missing in rows {_rows(frame.index, empty)}")
@@ -224,15 +250,17 @@ class RecordCodec:
         clean = self.validate(features)
         n = len(clean)
         z = np.zeros((n, self.n_outputs), dtype="float64")
+        num = [s for s in self.specs if s.kind == "numeric"]
+        if num:  # all numeric columns at once
+            x = clean[[s.name for s in num]].to_numpy(dtype="float64")
+            x = np.where(np.isnan(x), np.array([s.median for s in num]), x)
+            lo, span = self._ranges(num)
+            scaled = np.where(span > 0, (x - lo) / np.where(span > 0, span, 1.0), 0.0)
+            z[:, self._offsets(num)] = scaled
         j = 0
         for s in self.specs:
-            col = clean[s.name]
-            if s.kind == "numeric":
-                x = col.fillna(s.median).to_numpy(dtype="float64")
-                span = s.max - s.min
-                z[:, j] = (x - s.min) / span if span > 0 else 0.0
-            else:
-                x = col.fillna(s.mode).to_numpy(dtype=object)
+            if s.kind == "categorical":
+                x = clean[s.name].fillna(s.mode).to_numpy(dtype=object)
                 if s.width == 1:
                     if len(s.vocabulary) == 2:
                         z[:, j] = x == s.vocabulary[1]
@@ -258,16 +286,25 @@ class RecordCodec:
         if not np.isfinite(z).all():
             raise SchemaError("model vectors contain NaN or infinite entries")
         z = np.clip(z, 0.0, 1.0)
-        out: dict[str, pd.Series] = {}
+        num = [s for s in self.specs if s.kind == "numeric"]
+        if num:  # all numeric columns at once
+            lo, span = self._ranges(num)
+            x = z[:, self._offsets(num)] * span + lo
+            integer = np.array([s.integer for s in num])
+            x = np.where(integer, np.round(x), x)
+            x = np.clip(x, lo, lo + span)
+            numbers = {s.name: x[:, k] for k, s in enumerate(num)}
+        out: dict[str, pd.Series | np.ndarray] = {}
         j = 0
         for s in self.specs:
             block = z[:, j : j + s.width]
             if s.kind == "numeric":
-                x = block[:, 0] * (s.max - s.min) + s.min
-                if s.integer:
-                    x = np.round(x)
-                x = np.clip(x, s.min, s.max)
-                out[s.name] = pd.Series(x).astype(s.dtype)
+                if s.dtype == "float64":
+                    out[s.name] = numbers[s.name]
+                elif s.dtype in ("int64", "int32", "float32"):
+                    out[s.name] = numbers[s.name].astype(s.dtype)
+                else:
+                    out[s.name] = pd.Series(numbers[s.name]).astype(s.dtype)
             else:
                 vocab = np.asarray(s.vocabulary, dtype=object)
                 if len(vocab) == 1:
@@ -279,6 +316,19 @@ class RecordCodec:
                 out[s.name] = self._categorical_series(values, s)
             j += s.width
         return pd.DataFrame(out)
+
+    def _ranges(self, specs: list[ColumnSpec]) -> tuple[np.ndarray, np.ndarray]:
+        """Training minimum and span (max - min) of numeric columns, as vectors."""
+        lo = np.array([s.min for s in specs], dtype="float64")
+        return lo, np.array([s.max for s in specs], dtype="float64") - lo
+
+    def _offsets(self, specs: list[ColumnSpec]) -> list[int]:
+        """Model-space column of each given (numeric, width-1) spec."""
+        starts, j = {}, 0
+        for s in self.specs:
+            starts[s.name] = j
+            j += s.width
+        return [starts[s.name] for s in specs]
 
     @staticmethod
     def _categorical_series(values: np.ndarray, s: ColumnSpec) -> pd.Series:

@@ -173,9 +173,13 @@ def train_job(
     test_size: float = 0.1,
     register: bool = True,
     n_records: int = 1000,
+    max_resample: int = 10,
     **gan_overrides,
 ) -> dict:
-    """Train AnomiGAN against the registered target, evaluate it, register the encoder pyfunc."""
+    """Train AnomiGAN against the registered target, evaluate it, register the encoder pyfunc.
+
+    `max_resample` is the prediction guard (see `AnomiGANAnonymizer`); 0 turns it off.
+    """
     prep = prepare(dataset, label, split_seed, test_size)  # validate before anything is logged
     from anomigan.anonymizers import AnomiGANAnonymizer
     from anomigan.evaluation import EvalData, evaluate
@@ -194,7 +198,14 @@ def train_job(
             target.vocabulary.encode(prep.test.labels),
         )
         tracking.log_params(prep.split_params())
-        tracking.log_params({**asdict(config), "target_model": target_uri, "n_records": n_records})
+        tracking.log_params(
+            {
+                **asdict(config),
+                "target_model": target_uri,
+                "n_records": n_records,
+                "max_resample": max_resample,
+            }
+        )
 
         def log_losses(step: int, losses: dict[str, float]) -> None:
             tracking.log_metrics({f"loss_{k}": v for k, v in losses.items()}, step=step)
@@ -202,7 +213,7 @@ def train_job(
         start = time.perf_counter()
         trained = train_anomigan(data.x_train, target.model, config, callback=log_losses)
         train_seconds = time.perf_counter() - start
-        anonymizer = AnomiGANAnonymizer(trained)
+        anonymizer = AnomiGANAnonymizer(trained, target.predict, max_resample)
         seed = config.seed if config.seed is not None else 0
         metrics = evaluate(anonymizer, data, target.predict_proba, n_records, seed=seed)
         metrics["train_seconds"] = train_seconds
@@ -214,7 +225,7 @@ def train_job(
             (Path(tmp) / "layer_variances.json").write_text(trained.variances.to_json())
             trained.variances.save_npz(Path(tmp) / "layer_variances.npz")
             tracking.log_dir(tmp, "variances")
-        info = log_encoder_model(trained, codec, data.x_test)
+        info = log_encoder_model(anonymizer, target, codec, data.x_test)
         result = {"run_id": active.info.run_id, "model_name": name, **metrics}
         if register:
             version, champion = tracking.register(
@@ -235,3 +246,194 @@ def train_job(
         metrics["reid_rate_oracle"],
     )
     return result
+
+
+def tune_job(
+    dataset: str = "breast",
+    label: str | None = None,
+    split_seed: int = 0,
+    test_size: float = 0.1,
+    **tune_options,
+) -> dict:
+    """Tune AnomiGAN with Optuna (one parent run, one nested run per trial) and apply the
+    promotion policy; see `anomigan.tuning`. Options left None keep their defaults."""
+    from anomigan.tuning import settings_from, tune
+
+    return tune(
+        settings_from(
+            dataset=dataset,
+            label=label or None,
+            split_seed=split_seed,
+            test_size=test_size,
+            **tune_options,
+        )
+    )
+
+
+# default attribute-inference columns per data set: (known raw columns, sensitive raw column)
+ATTRIBUTE_COLUMNS = {
+    "breast": (["mean radius", "mean texture", "mean smoothness"], "worst area"),
+    "ckd": (["age", "bp", "htn"], "hemo"),
+}
+
+
+def attribute_columns(
+    codec: RecordCodec, dataset: str, known: list[str] | None, sensitive: str | None
+) -> tuple[list[int], int, list[str], str]:
+    """Model-space columns of the attribute-inference adversary's known features and of the
+    sensitive one (a numeric or binary column); defaults per data set, else the first three
+    raw columns and the last single-width column."""
+    names = codec.model_space_names()
+    raw = codec.columns
+    default_known, default_sensitive = ATTRIBUTE_COLUMNS.get(dataset, (raw[:3], None))
+    known = list(known or default_known)
+    if sensitive is None:
+        sensitive = default_sensitive or next(
+            (c for c in reversed(raw) if c in names and c not in known), None
+        )
+    for col in [*known, sensitive]:
+        if col not in raw:
+            raise ValueError(f"attribute-inference column {col!r} is not a column of the data")
+    if sensitive not in names:
+        raise ValueError(f"sensitive column {sensitive!r} must be numeric or binary")
+    known_idx = [i for i, n in enumerate(names) if n in known or n.split("=")[0] in known]
+    return known_idx, names.index(sensitive), known, sensitive
+
+
+def evaluate_job(
+    dataset: str = "breast",
+    label: str | None = None,
+    split_seed: int = 0,
+    test_size: float = 0.1,
+    quick: bool = False,
+    known_columns: list[str] | None = None,
+    sensitive_column: str | None = None,
+    **sweep_overrides,
+) -> dict:
+    """The privacy-utility evaluation: one parent run, a nested run per setting (AnomiGAN's δ
+    and λe sweeps, the Laplace mechanism's λ sweep, identity and class prototype); Tables 1-2,
+    figures and report.md as artifacts of the parent."""
+    prep = prepare(dataset, label, split_seed, test_size)  # validate before anything is logged
+    import json
+
+    from anomigan.evaluation import EvalData, SweepConfig, run_sweeps
+    from anomigan.report import write_report
+
+    overrides = {k: v for k, v in sweep_overrides.items() if v is not None}
+    config = SweepConfig.quick_mode(**overrides) if quick else SweepConfig(**overrides)
+    known_idx, sensitive_idx, known, sensitive = attribute_columns(
+        prep.codec, prep.dataset.name, known_columns, sensitive_column
+    )
+    with tracking.run(
+        f"evaluate-{prep.dataset.name}",
+        tags={"anomigan_job": "evaluate", "anomigan_dataset": prep.dataset.name},
+    ) as active:
+        target, codec, target_uri = load_or_train_target(prep, label)
+        data = EvalData(
+            codec.encode(prep.train.features),
+            target.vocabulary.encode(prep.train.labels),
+            codec.encode(prep.test.features),
+            target.vocabulary.encode(prep.test.labels),
+        )
+        tracking.log_params(prep.split_params())
+        tracking.log_params(
+            {
+                **config.params(),
+                "target_model": target_uri,
+                "attribute_known": ",".join(known),
+                "attribute_sensitive": sensitive,
+            }
+        )
+
+        def log_setting(setting: dict) -> None:
+            with tracking.run(
+                setting["name"],
+                tags={
+                    "anomigan_job": "evaluate_setting",
+                    "anomigan_method": setting["method"],
+                    "anomigan_sweep": setting["sweep"],
+                    "anomigan_dataset": prep.dataset.name,
+                },
+            ):
+                tracking.log_params(
+                    {
+                        "method": setting["method"],
+                        "sweep": setting["sweep"],
+                        "param_name": setting["param_name"],
+                        "param": setting["param"],
+                        **setting["params"],
+                    }
+                )
+                tracking.log_metrics(setting["metrics"])
+            log.info("evaluated %s", setting["name"])
+
+        start = time.perf_counter()
+        results = run_sweeps(data, target, config, None, (known_idx, sensitive_idx), log_setting)
+        results.update(dataset=prep.dataset.name, run_id=active.info.run_id)
+        evaluate_seconds = time.perf_counter() - start
+        t2 = results["table2"]
+        tracking.log_metrics(
+            {
+                "evaluate_seconds": evaluate_seconds,
+                "n_settings": len(results["settings"]),
+                "train_seconds": t2["train_seconds"],
+                "run_seconds_test_split": t2["run_seconds_test_split"],
+                "anonymize_rows_per_second": t2["anonymize_rows_per_second"],
+                "random_baseline": results["random_baseline"],
+                "class_leak_bound": results["settings"][0]["metrics"]["class_leak_bound"],
+            }
+        )
+        with tempfile.TemporaryDirectory() as tmp:
+            (Path(tmp) / "results.json").write_text(json.dumps(results, indent=1))
+            tracking.log_dir(tmp, "evaluation")
+        with tempfile.TemporaryDirectory() as tmp:
+            write_report([results], tmp)
+            tracking.log_dir(tmp, "report")
+    return {
+        "run_id": active.info.run_id,
+        "n_settings": len(results["settings"]),
+        "evaluate_seconds": evaluate_seconds,
+    }
+
+
+def report_job(output: str, datasets: list[str] | None = None, run_ids: list[str] | None = None):
+    """Write report.md (+ figures/, tables/) to `output` from the latest finished `evaluate`
+    run of each data set (or the given runs). Built in a temporary folder first, so a failure
+    leaves `output` untouched."""
+    import json
+    import shutil
+
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    from anomigan.report import write_report
+
+    client = MlflowClient()
+    if not run_ids:
+        runs = client.search_runs(
+            [e.experiment_id for e in client.search_experiments()],
+            filter_string="tags.anomigan_job = 'evaluate' and attributes.status = 'FINISHED'",
+            order_by=["attributes.start_time DESC"],
+        )
+        latest: dict[str, str] = {}
+        for r in runs:
+            ds = r.data.tags.get("anomigan_dataset", "")
+            if (not datasets or ds in datasets) and ds not in latest:
+                latest[ds] = r.info.run_id
+        run_ids = list(latest.values())
+        if not run_ids:
+            wanted = f" for {', '.join(datasets)}" if datasets else ""
+            raise ValueError(f"no finished evaluate run{wanted}: run `anomigan evaluate` first")
+    results = []
+    for run_id in run_ids:
+        try:
+            folder = tracking.download_run_artifacts(run_id, "evaluation")
+            results.append(json.loads((Path(folder) / "results.json").read_text()))
+        except (MlflowException, OSError) as exc:
+            raise ValueError(f"run {run_id} has no evaluation results to report") from exc
+    out = Path(output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
+        path = write_report(results, tmp)
+        shutil.copytree(tmp, out, dirs_exist_ok=True)
+    return {"report": str(out / path.name), "runs": ",".join(run_ids)}

@@ -46,3 +46,152 @@ def loss_curves_figure(history: Mapping[str, Sequence[float]], steps: Sequence[i
     ax.set_title("AnomiGAN training losses")
     fig.tight_layout()
     return fig
+
+
+def pareto_front_figure(
+    agreement: Sequence[float],
+    privacy: Sequence[float],
+    corr_mad: Sequence[float],
+    on_front: Sequence[bool],
+    privacy_name: str,
+    min_agreement: float,
+    chosen: int | None = None,
+) -> Figure:
+    """Tuning trials: privacy figure (lower is better) against prediction agreement, coloured
+    by corr_matrix_mad; the Pareto front ringed, the promotion bar dashed, the promoted trial a
+    star."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    x, y = np.asarray(privacy, float), np.asarray(agreement, float)
+    c, front = np.asarray(corr_mad, float), np.asarray(on_front, bool)
+    if len(x):
+        points = ax.scatter(x, y, c=c, cmap="viridis_r", s=28, zorder=2)
+        fig.colorbar(points, ax=ax, label="corr_matrix_mad")
+        ax.scatter(
+            x[front], y[front], s=90, facecolors="none", edgecolors="red", label="Pareto front"
+        )
+        if chosen is not None:
+            ax.scatter(
+                x[chosen],
+                y[chosen],
+                marker="*",
+                s=260,
+                c="gold",
+                edgecolors="black",
+                zorder=3,
+                label="promoted",
+            )
+    else:
+        ax.text(0.5, 0.5, "no completed trial", ha="center", va="center", transform=ax.transAxes)
+    ax.axhline(min_agreement, ls="--", c="grey", lw=1, label=f"min agreement {min_agreement}")
+    ax.set_xlabel(f"{privacy_name} (lower is better)")
+    ax.set_ylabel("prediction agreement")
+    ax.legend(fontsize=7, loc="lower right")
+    ax.set_title(f"Tuning trials ({len(x)} completed, {int(front.sum())} on the front)")
+    fig.tight_layout()
+    return fig
+
+
+METHOD_STYLE = {
+    "anomigan": ("tab:blue", "o"),
+    "laplace_dp": ("tab:red", "s"),
+    "identity": ("black", "X"),
+    "class_prototype": ("tab:green", "D"),
+}
+
+
+def privacy_parameter_figure(
+    series: Mapping[str, tuple[Sequence[float], Mapping[str, Sequence[float]]]],
+    metric_names: Sequence[str] = ("correlation", "anon_accuracy", "anon_auc"),
+    xlabel: str = "privacy parameter (δ for AnomiGAN, λ for DP)",
+    title: str = "",
+) -> Figure:
+    """The paper's Figs. 5, 6 and 8: each metric against the privacy parameter, one line per
+    series (label -> (parameter values, metric -> values))."""
+    fig, axes = plt.subplots(1, len(metric_names), figsize=(4.2 * len(metric_names), 3.4))
+    axes = np.atleast_1d(axes)
+    for ax, metric in zip(axes, metric_names, strict=True):
+        for label, (xs, ys) in series.items():
+            method = label.split(" ")[0]
+            colour, marker = METHOD_STYLE.get(method, (None, "o"))
+            ax.plot(xs, ys[metric], marker=marker, color=colour, label=label, lw=1.2, ms=4)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(metric)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def correlation_heatmaps_figure(
+    original: np.ndarray, anonymized: Mapping[str, np.ndarray], title: str = ""
+) -> Figure:
+    """The paper's Fig. 7: feature-correlation matrices of original and anonymised records."""
+    panels = {"original": np.asarray(original, float)}
+    panels.update({k: np.asarray(v, float) for k, v in anonymized.items()})
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.6))
+    axes = np.atleast_1d(axes)
+    image = None
+    for ax, (name, m) in zip(axes, panels.items(), strict=True):
+        image = ax.imshow(np.ma.masked_invalid(m), cmap="RdBu_r", vmin=-1, vmax=1)
+        ax.set_title(name, fontsize=8)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.colorbar(image, ax=list(axes), shrink=0.8, label="Pearson r")
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def frontier_figure(
+    points: Sequence[Mapping],
+    privacy_metric: str,
+    utility_metrics: Sequence[str] = ("prediction_agreement", "tstr_accuracy"),
+    baseline: float | None = None,
+    baseline_label: str = "random guess",
+    title: str = "",
+) -> Figure:
+    """Privacy-utility frontier: each setting as a point (x: the attack's success, lower is more
+    private; y: a utility figure), one line per method, the random baseline as a dashed line.
+    `points` are dicts with `method`, `label` and `metrics`; a metric's `_ci_low`/`_ci_high`
+    companions, when present, become horizontal error bars."""
+    fig, axes = plt.subplots(1, len(utility_metrics), figsize=(5 * len(utility_metrics), 3.8))
+    axes = np.atleast_1d(axes)
+    methods = list(dict.fromkeys(p["method"] for p in points))
+    for ax, utility in zip(axes, utility_metrics, strict=True):
+        for method in methods:
+            mine = [p for p in points if p["method"] == method]
+            mine = [p for p in mine if privacy_metric in p["metrics"] and utility in p["metrics"]]
+            if not mine:
+                continue
+            mine.sort(key=lambda p: p["metrics"][privacy_metric])
+            xs = np.array([p["metrics"][privacy_metric] for p in mine])
+            ys = np.array([p["metrics"][utility] for p in mine])
+            colour, marker = METHOD_STYLE.get(method, (None, "o"))
+            lo = [p["metrics"].get(f"{privacy_metric}_ci_low") for p in mine]
+            hi = [p["metrics"].get(f"{privacy_metric}_ci_high") for p in mine]
+            xerr = None
+            if all(v is not None for v in lo + hi):
+                xerr = np.clip(np.vstack([xs - np.array(lo), np.array(hi) - xs]), 0, None)
+            ax.errorbar(
+                xs,
+                ys,
+                xerr=xerr,
+                marker=marker,
+                color=colour,
+                label=method,
+                lw=1,
+                ms=5,
+                capsize=2,
+            )
+        if baseline is not None:
+            ax.axvline(baseline, color="grey", ls="--", lw=1, label=baseline_label)
+        ax.set_xlabel(f"{privacy_metric} (lower = more private)")
+        ax.set_ylabel(utility + (" (lower = better)" if utility == "corr_matrix_mad" else ""))
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig

@@ -38,6 +38,11 @@ PIP_REQUIREMENTS_FROM = (
 DEFAULT_MAX_ROWS = 100_000
 #: Bodies larger than this are refused before parsing (env `ANOMIGAN_MAX_BODY_BYTES`).
 DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024
+#: Env switches of the encoder server (off unless set to 1/true/yes): impute missing cells
+#: instead of refusing them; honour `params: {"seed": N}` (a known seed makes outputs linkable).
+ALLOW_MISSING_ENV = "ANOMIGAN_ALLOW_MISSING"
+ALLOW_SEED_ENV = "ANOMIGAN_ALLOW_SEED"
+MAX_SEED = 2**63 - 1
 
 
 class InvalidRecords(ValueError):
@@ -56,10 +61,29 @@ def pip_requirements() -> list[str]:
     return reqs + [f"anomigan=={version('anomigan')}"]
 
 
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes")
+
+
+def check_seed(value: object) -> int | None:
+    """A request's seed: None, or an integer in [0, 2**63 - 1] (bools and floats refused)."""
+    if value is None:
+        return None
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | np.integer)
+        or not (0 <= int(value) <= MAX_SEED)
+    ):
+        raise InvalidRecords("params.seed must be an integer from 0 to 2**63 - 1")
+    return int(value)
+
+
 class RecordModel(mlflow.pyfunc.PythonModel, abc.ABC):
     """Base pyfunc: raw records in, validated by the codec, a DataFrame out."""
 
     codec: RecordCodec
+    #: Names a request may pass in its JSON `params` object.
+    PARAMS: frozenset[str] = frozenset()
 
     def load_context(self, context) -> None:
         self.codec = RecordCodec.load(Path(context.artifacts["model"]) / "codec.json")
@@ -84,6 +108,19 @@ class RecordModel(mlflow.pyfunc.PythonModel, abc.ABC):
             return self.codec.validate(records)
         except SchemaError as exc:
             raise InvalidRecords(str(exc)) from None
+
+    def request_params(self, params: dict) -> dict:
+        """Check a request's `params` against `PARAMS`; names are not echoed (they are input)."""
+        if not params:
+            return {}
+        if not set(params) <= self.PARAMS:
+            accepted = sorted(self.PARAMS)
+            raise InvalidRecords(
+                f"unsupported entry in 'params': this model accepts {accepted}"
+                if accepted
+                else "this model accepts no 'params'"
+            )
+        return dict(params)
 
 
 class TargetModel(RecordModel):
@@ -152,9 +189,19 @@ def _max_body() -> int:
 
 
 def parse_request(data: bytes | str, content_type: str | None) -> pd.DataFrame:
-    """Parse a scoring request into a DataFrame with value-free errors.
+    """Parse a scoring request into a DataFrame with value-free errors (params dropped)."""
+    return parse_invocation(data, content_type)[0]
 
-    Accepts MLflow's JSON protocol (`dataframe_split`, `dataframe_records`) and CSV.
+
+def parse_invocation(
+    data: bytes | str, content_type: str | None, all_numeric: bool = False
+) -> tuple[pd.DataFrame, dict]:
+    """Parse a scoring request into (records, params) with value-free errors.
+
+    Accepts MLflow's JSON protocol (`dataframe_split` or `dataframe_records`, optionally
+    `params`) and CSV (no params). The row limit is checked before a DataFrame is built.
+    `all_numeric` (every model column is numeric) lets a split table become one float array;
+    with categorical columns that would turn a number sent for a category into "1.0".
     """
     mime = (content_type or "").split(";")[0].strip().lower()
     if mime not in ("application/json", "text/csv"):
@@ -176,6 +223,7 @@ def parse_request(data: bytes | str, content_type: str | None) -> pd.DataFrame:
         raise InvalidRecords(
             "empty request body: send records as dataframe_split or dataframe_records"
         )
+    params: dict = {}
     if mime == "text/csv":
         import io
 
@@ -183,20 +231,25 @@ def parse_request(data: bytes | str, content_type: str | None) -> pd.DataFrame:
             frame = pd.read_csv(io.StringIO(data))
         except Exception:
             raise InvalidRecords("request body is not a readable CSV table") from None
+        _check_row_count(len(frame))
     else:
-        frame = _parse_json(data)
-    if len(frame) == 0:
+        frame, params = _parse_json(data, all_numeric)
+    return frame, params
+
+
+def _check_row_count(n: int) -> None:
+    if n == 0:
         raise InvalidRecords("the request holds no records")
-    if len(frame) > _max_rows():
+    if n > _max_rows():
         raise InvalidRecords(
-            f"{len(frame)} records exceed the limit of {_max_rows()} per request; split the "
-            "request, or anonymise files with `anomigan anonymize`",
+            f"{n} records exceed the limit of {_max_rows()} per request "
+            f"(ANOMIGAN_MAX_ROWS); split the request, or anonymise files with "
+            "`anomigan anonymize`",
             status=413,
         )
-    return frame
 
 
-def _parse_json(data: str) -> pd.DataFrame:
+def _parse_json(data: str, all_numeric: bool = False) -> tuple[pd.DataFrame, dict]:
     try:
         body = json.loads(data)
     except json.JSONDecodeError as exc:
@@ -209,6 +262,14 @@ def _parse_json(data: str) -> pd.DataFrame:
             "the JSON body must be an object with exactly one of the keys "
             "'dataframe_split' or 'dataframe_records'"
         )
+    if not set(body) <= {*keys, "params"}:
+        raise InvalidRecords(
+            "unexpected key in the JSON body: only 'dataframe_split' or 'dataframe_records' "
+            "and optionally 'params' are allowed"
+        )
+    params = body.get("params") or {}
+    if not isinstance(params, dict):
+        raise InvalidRecords("'params' must be a JSON object, e.g. {\"seed\": 7}")
     if "dataframe_split" in body:
         split = body["dataframe_split"]
         if not isinstance(split, dict) or not isinstance(split.get("columns"), list):
@@ -216,6 +277,7 @@ def _parse_json(data: str) -> pd.DataFrame:
         rows = split.get("data")
         if not isinstance(rows, list) or any(not isinstance(r, list) for r in rows):
             raise InvalidRecords("'dataframe_split.data' must be a list of rows (lists)")
+        _check_row_count(len(rows))
         width = len(split["columns"])
         for i, row in enumerate(rows):
             if len(row) != width:
@@ -224,11 +286,18 @@ def _parse_json(data: str) -> pd.DataFrame:
                 )
         if any(not isinstance(c, str) for c in split["columns"]):
             raise InvalidRecords("'dataframe_split.columns' must be a list of column names")
-        return pd.DataFrame(rows, columns=split["columns"])
+        if all_numeric and rows:  # one numpy conversion, about 10x faster than pandas'
+            try:
+                table = np.asarray(rows, dtype="float64")
+                return pd.DataFrame(table, columns=split["columns"]), params
+            except (TypeError, ValueError):
+                pass  # text or nested values: pandas builds the frame, the codec names them
+        return pd.DataFrame(rows, columns=split["columns"]), params
     records = body["dataframe_records"]
     if not isinstance(records, list) or any(not isinstance(r, dict) for r in records):
         raise InvalidRecords("'dataframe_records' must be a list of objects (one per record)")
-    return pd.DataFrame.from_records(records)
+    _check_row_count(len(records))
+    return pd.DataFrame.from_records(records), params
 
 
 def safe_invocations(data, content_type, model, input_schema):
@@ -243,8 +312,10 @@ def safe_invocations(data, content_type, model, input_schema):
         return InvocationsResponse(response=body, status=status, mimetype="application/json")
 
     try:
-        frame = parse_request(data, content_type)
-        predictions = model.unwrap_python_model().predict_records(frame)
+        python_model = model.unwrap_python_model()
+        all_numeric = all(s.kind == "numeric" for s in python_model.codec.specs)
+        frame, params = parse_invocation(data, content_type, all_numeric)
+        predictions = python_model.predict_records(frame, **python_model.request_params(params))
     except InvalidRecords as exc:
         return error(exc.status, str(exc))
     except Exception as exc:  # never let a trace (or a value inside it) reach the client
@@ -252,6 +323,11 @@ def safe_invocations(data, content_type, model, input_schema):
             "anonymisation failed inside the server (%s); details withheld", type(exc).__name__
         )
         return error(500, "internal error while processing the request; nothing was returned")
+    if isinstance(predictions, pd.DataFrame):
+        # MLflow's format ({"predictions": [record, ...]}) from pandas' C encoder: about 10x
+        # faster than json.dump over to_dict records; 15 decimals (outputs are anonymised).
+        body = '{"predictions": ' + predictions.to_json(orient="records", double_precision=15)
+        return InvocationsResponse(response=body + "}", status=200, mimetype="application/json")
     out = StringIO()
     predictions_to_json(predictions, out)
     return InvocationsResponse(response=out.getvalue(), status=200, mimetype="application/json")
@@ -276,34 +352,86 @@ class EncoderModel(RecordModel):
     """The AnomiGAN encoder as a pyfunc: raw records in, anonymised raw records out.
 
     Every call draws fresh randomness (the same record posted twice comes back different);
-    `seed` makes one call reproducible.
+    `seed` makes one call reproducible. Missing cells are refused unless imputation is allowed
+    (`allow_missing`, env `ANOMIGAN_ALLOW_MISSING`): an imputed cell would come back looking
+    like a real, anonymised value.
     """
 
+    PARAMS = frozenset({"seed"})
+
     def _load(self, folder: Path) -> None:
+        from anomigan.anonymizers import AnomiGANAnonymizer
         from anomigan.gan import TrainedEncoder
+        from anomigan.target import TrainedTarget
 
-        self.encoder = TrainedEncoder.load(folder)
+        settings = json.loads((folder / "anonymizer.json").read_text())
+        target = TrainedTarget.load(folder / "target")
+        self.anonymizer = AnomiGANAnonymizer(
+            TrainedEncoder.load(folder), predict=target.predict, **settings
+        )
 
-    def predict_records(self, records: pd.DataFrame, seed: int | None = None) -> pd.DataFrame:
-        x = self.codec.encode(self.validated(records))
-        return self.codec.decode(self.encoder.anonymize(x, rng_seed=seed))
+    def request_params(self, params: dict) -> dict:
+        params = super().request_params(params)
+        if params.get("seed") is not None and not _env_flag(ALLOW_SEED_ENV):
+            raise InvalidRecords(
+                f"params.seed is disabled on this server (set {ALLOW_SEED_ENV}=1 to allow it; "
+                "anyone who knows a seed can re-run candidate records and link the outputs)"
+            )
+        return params
+
+    def check_complete(self, records: pd.DataFrame, allow_missing: bool | None = None) -> None:
+        """Refuse records with missing cells (first column in schema order) unless allowed.
+
+        Called after the codec accepted `records`, so their columns are the codec's.
+        """
+        from anomigan.codec import _rows
+
+        if allow_missing is None:
+            allow_missing = _env_flag(ALLOW_MISSING_ENV)
+        if allow_missing:
+            return
+        missing = records.isna().to_numpy()
+        if not missing.any():
+            return
+        names = [str(c) for c in records.columns]
+        flagged = {names[j] for j in np.flatnonzero(missing.any(axis=0))}
+        name = next(c for c in self.codec.columns if c in flagged)
+        raise InvalidRecords(
+            f"column '{name}' has missing (null or empty) values in rows "
+            f"{_rows(records.index, missing[:, names.index(name)])}; send complete records "
+            f"(imputation is off: {ALLOW_MISSING_ENV} / --allow-missing)"
+        )
+
+    def predict_records(
+        self, records: pd.DataFrame, seed: int | None = None, allow_missing: bool | None = None
+    ) -> pd.DataFrame:
+        seed = check_seed(seed)
+        try:
+            x = self.codec.encode(records)  # validates: columns, types, categories
+        except SchemaError as exc:
+            raise InvalidRecords(str(exc)) from None
+        self.check_complete(records, allow_missing)
+        return self.codec.decode(self.anonymizer.anonymize(x, seed=seed))
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None):
         if not isinstance(model_input, pd.DataFrame):
             model_input = pd.DataFrame(model_input)
-        seed = (params or {}).get("seed")
-        return self.predict_records(model_input, seed=None if seed is None else int(seed))
+        return self.predict_records(model_input, seed=(params or {}).get("seed"))
 
 
-def log_encoder_model(trained, codec: RecordCodec, x_example: np.ndarray):
-    """Log the encoder pyfunc: weights, config, layer variances and codec in one folder.
+def log_encoder_model(anonymizer, target, codec: RecordCodec, x_example: np.ndarray):
+    """Log the encoder pyfunc: weights, config, layer variances, the guard's target and the
+    codec in one folder.
 
     The input example is made of anonymised values (never a raw row), as is its output.
     """
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "model"
-        trained.save(folder)
-        example = codec.decode(trained.anonymize(x_example[:2], rng_seed=0))
+        anonymizer.trained.save(folder)
+        target.save(folder / "target")
+        settings = {"max_resample": anonymizer.max_resample, "n_noisy_layers": anonymizer.n_noisy_layers}
+        (folder / "anonymizer.json").write_text(json.dumps(settings))
+        example = codec.decode(anonymizer.anonymize(x_example[:2], seed=0))
         model = EncoderModel()
-        model.codec, model.encoder = codec, trained
+        model.codec, model.anonymizer = codec, anonymizer
         return _log_pyfunc("encoder", folder, codec, example, model.predict_records(example, 1))

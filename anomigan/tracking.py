@@ -145,3 +145,75 @@ def download_model_artifacts(model_uri: str, subdir: str) -> Path:
     if found is None:
         raise FileNotFoundError(f"{model_uri} has no artifact folder {subdir!r}")
     return found
+
+
+def tracking_uri() -> str:
+    """The tracking URI in use (after `configure`)."""
+    return mlflow.get_tracking_uri()
+
+
+def set_tags(tags: Mapping[str, Any]) -> None:
+    """Tag the active run; values are stringified and must be short (no records in tags)."""
+    clean = {k: str(v) for k, v in tags.items()}
+    for key, value in clean.items():
+        if len(value) > 500:
+            raise TypeError(f"tag {key!r} is too long; refusing to log it")
+    mlflow.set_tags(clean)
+
+
+def run_status(run_id: str) -> str | None:
+    """RUNNING / FINISHED / FAILED / KILLED, or None when the run does not exist."""
+    try:
+        return MlflowClient().get_run(run_id).info.status
+    except MlflowException:
+        return None
+
+
+def mark_killed(run_id: str) -> None:
+    """End a run whose process died (SIGKILL leaves it RUNNING forever) as KILLED."""
+    MlflowClient().set_terminated(run_id, "KILLED")
+
+
+def child_runs(parent_run_id: str) -> list:
+    """Runs nested under `parent_run_id` (any experiment), oldest first."""
+    client = MlflowClient()
+    parent = client.get_run(parent_run_id)
+    return client.search_runs(
+        [parent.info.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'",
+        order_by=["attributes.start_time ASC"],
+        max_results=10_000,
+    )
+
+
+def registered_model_exists(name: str) -> bool:
+    try:
+        MlflowClient().get_registered_model(name)
+        return True
+    except MlflowException:
+        return False
+
+
+def download_run_artifacts(run_id: str, path: str) -> Path:
+    """Download the folder `path` of a run's artifacts to a fresh temporary folder."""
+    dst = Path(tempfile.mkdtemp(prefix="anomigan-"))
+    return Path(
+        mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=path, dst_path=str(dst))
+    )
+
+
+def champion_version(name: str) -> str | None:
+    """The version holding the `champion` alias of `name`, or None."""
+    try:
+        return str(MlflowClient().get_model_version_by_alias(name, CHAMPION).version)
+    except MlflowException:
+        return None
+
+
+def log_new_params(params: Mapping[str, Any]) -> None:
+    """`log_params` minus keys the active run already holds: under `mlflow run` the project's
+    -P values are logged first (e.g. label "" where the job resolves "diagnosis") and MLflow
+    refuses to change a param."""
+    active = mlflow.active_run()
+    logged = MlflowClient().get_run(active.info.run_id).data.params if active else {}
+    log_params({k: v for k, v in params.items() if k not in logged})

@@ -169,6 +169,31 @@ class ScoringServer:
 
 
 @pytest.fixture(scope="session")
+def breast_encoder(breast_target) -> dict:
+    """A breast encoder, briefly trained (200 steps) and registered once per session."""
+    from anomigan.jobs import train_job
+
+    return train_job("breast", steps=200)
+
+
+@pytest.fixture(scope="session")
+def encoder_server(breast_encoder, cli_env, tmp_path_factory):
+    """The breast encoder behind `mlflow models serve`, with a small row limit (5,000) and
+    request seeds allowed, so the 413 and seed paths are cheap to test."""
+    env = {**cli_env, "ANOMIGAN_MAX_ROWS": "5000", "ANOMIGAN_ALLOW_SEED": "1"}
+    server = ScoringServer(
+        "models:/anomigan-encoder-breast@champion",
+        env,
+        tmp_path_factory.mktemp("serve") / "encoder.log",
+    )
+    try:
+        server.wait()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
 def target_server(breast_target, cli_env, tmp_path_factory):
     server = ScoringServer(
         "models:/anomigan-target-breast@champion",
@@ -180,3 +205,11 @@ def target_server(breast_target, cli_env, tmp_path_factory):
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def quick_evaluation(breast_target) -> dict:
+    """A quick-mode `evaluate` run on breast (real training, few settings), once per session."""
+    from anomigan.jobs import evaluate_job
+
+    return evaluate_job("breast", quick=True)

@@ -1,0 +1,810 @@
+"""Tuning AnomiGAN with Optuna: one study, one MLflow run per trial, one promotion policy.
+
+The study is multi-objective: maximise `prediction_agreement`, minimise a privacy figure of
+`anomigan.evaluation.evaluate` (default `reid_rate_oracle`; the nearest-record `reid_rate` is a
+bad target, a deterministic scramble drives it to 0 while a re-running adversary links nearly
+every record) and minimise `corr_matrix_mad`.
+
+Pruning. Optuna's `Trial.report` / `should_prune` raise NotImplementedError for multi-objective
+studies (still so in Optuna 5.0), so pruners cannot be used. Instead every trial checks its own
+training checkpoints: the target's agreement on the training batch's x^ (no inference noise, so
+an optimistic estimate of the final agreement). From `prune_after` x steps on, a checkpoint below
+`prune_floor` ends the trial as PRUNED. The checkpoints are kept as the trial's user attribute
+`checkpoint_agreement` and as the nested run's `loss_agreement` metric.
+
+Scale-out and resume. `n_trials` is the study's total of finished (COMPLETE or PRUNED) trials.
+Workers claim trials under a lock: count the finished, running and queued trials, and `ask` only
+while that count is below `n_trials`; local workers (spawned processes) share one lock, so every
+trial lands exactly once. Workers on other machines (same `storage` URL, same `study_name`,
+`--no-promote`) claim with the same rule but without the lock, so they may overshoot by one trial
+each. A restarted tune counts what is finished and runs only the remainder; trials left RUNNING
+by a dead process of this host (owner pid gone) are marked FAIL first and their MLflow runs
+KILLED. RUNNING trials of other hosts are left alone (they may be alive).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import logging
+import math
+import multiprocessing as mp
+import os
+import socket
+import sys
+import tempfile
+import time
+import warnings
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.trial import TrialState
+
+from anomigan import tracking
+
+log = logging.getLogger("anomigan.tuning")
+
+AGREEMENT = "prediction_agreement"
+CORR_MAD = "corr_matrix_mad"
+DEFAULT_PRIVACY = "reid_rate_oracle"
+#: corr_matrix_mad is NaN when a released feature is constant; scored as its worst value.
+CORR_MAD_WORST = 2.0
+BATCH_SIZES = (10, 16, 32, 64)
+CHECKPOINTS = 5  # training checkpoints per trial (pruning decisions, logged losses)
+#: Trials counted against `n_trials`: finished ones and those some worker holds. A queued
+#: (WAITING) trial is not counted: the next `ask` hands it out and it becomes RUNNING.
+CLAIMED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+HOST = socket.gethostname()
+
+
+@dataclass
+class TuneSettings:
+    """Parameters of one `tune`; also the study's identity (dataset, split, objective)."""
+
+    dataset: str = "breast"
+    label: str | None = None
+    split_seed: int = 0
+    test_size: float = 0.1
+    n_trials: int = 40
+    n_workers: int = 1
+    storage: str | None = None
+    study_name: str | None = None
+    privacy_objective: str = DEFAULT_PRIVACY
+    min_agreement: float = 0.95
+    max_corr_mad: float = 0.15
+    min_steps: int = 1000
+    max_steps: int = 6000
+    n_records: int = 1000
+    prune_floor: float = 0.8
+    prune_after: float = 0.5
+    seed: int = 0
+    promote: bool = True
+
+    def validate(self) -> None:
+        """Bad settings fail before anything is created or logged, naming the parameter."""
+        checks = [
+            (self.n_trials >= 1, "n_trials must be >= 1"),
+            (self.n_workers >= 1, "n_workers must be >= 1"),
+            (1 <= self.min_steps <= self.max_steps, "need 1 <= min_steps <= max_steps"),
+            (math.isfinite(self.min_agreement), "min_agreement must be a number"),
+            (self.max_corr_mad >= 0.0, "max_corr_mad must be >= 0"),
+            (0.0 <= self.prune_after <= 1.0, "prune_after must be in [0, 1]"),
+            (self.n_records >= 1, "n_records must be >= 1"),
+            (
+                self.privacy_objective not in (AGREEMENT, CORR_MAD),
+                f"privacy_objective cannot be {self.privacy_objective!r}: it is already an "
+                "objective",
+            ),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+
+
+# ----------------------------------------------------------------------------- storage
+
+
+def default_storage() -> str:
+    """A journal file next to the tracking store (a local SQLite/file store), else in cwd.
+
+    A journal file rather than SQLite because several local processes append to it safely.
+    """
+    uri = tracking.tracking_uri()
+    folder = Path.cwd()
+    if uri.startswith("sqlite:///"):
+        folder = Path(uri.removeprefix("sqlite:///")).parent
+    elif uri.startswith("file:") or "://" not in uri:
+        folder = Path(uri.removeprefix("file://").removeprefix("file:")).parent
+    return f"journal:{(folder.resolve() / 'optuna.journal')}"
+
+
+def open_storage(spec: str | None) -> optuna.storages.BaseStorage:
+    """`journal:PATH` (or a plain file path): an Optuna journal file (local or shared disk);
+    any other `scheme://` URL: an Optuna RDB storage (sqlite, postgresql, mysql...)."""
+    spec = spec or default_storage()
+    if "://" not in spec or spec.startswith("journal:"):
+        path = Path(spec.removeprefix("journal:").removeprefix("//"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+        return JournalStorage(JournalFileBackend(str(path)))
+    kwargs: dict[str, Any] = {}
+    if spec.startswith("sqlite"):
+        kwargs["engine_kwargs"] = {"connect_args": {"timeout": 60}}
+    try:
+        return optuna.storages.RDBStorage(spec, **kwargs)
+    except Exception as exc:  # a bad URL: name it (without a password) and the kind of failure
+        raise ValueError(
+            f"cannot open Optuna storage {describe_storage(spec)}: {type(exc).__name__}"
+        ) from None
+
+
+def describe_storage(spec: str | None) -> str:
+    """The storage as it may be logged: a database URL's password is masked."""
+    spec = spec or default_storage()
+    if "://" in spec and not spec.startswith("journal:"):
+        with contextlib.suppress(Exception):
+            from sqlalchemy.engine import make_url
+
+            return make_url(spec).render_as_string(hide_password=True)
+        return spec.split("://", 1)[0] + "://***"
+    return spec
+
+
+# ----------------------------------------------------------------------------- search space
+
+
+def suggest_config(trial: optuna.Trial, s: TuneSettings):
+    """The search space over GANConfig: loss weights, δ, learning rate, batch size, steps."""
+    from anomigan.gan import GANConfig
+
+    steps = trial.suggest_int("steps", s.min_steps, s.max_steps)
+    return GANConfig(
+        lambda_e=trial.suggest_float("lambda_e", 0.05, 2.0, log=True),
+        lambda_d=trial.suggest_float("lambda_d", 0.1, 2.0, log=True),
+        delta=trial.suggest_float("delta", 0.05, 0.9),
+        w_real=trial.suggest_float("w_real", 0.01, 1.0, log=True),
+        w_link=trial.suggest_float("w_link", 0.1, 3.0, log=True),
+        w_nce=trial.suggest_float("w_nce", 0.1, 3.0, log=True),
+        lr=trial.suggest_float("lr", 1e-4, 5e-3, log=True),
+        batch_size=trial.suggest_categorical("batch_size", BATCH_SIZES),
+        steps=steps,
+        seed=s.seed + trial.number,
+        log_every=max(1, steps // CHECKPOINTS),
+    )
+
+
+def default_params(s: TuneSettings) -> dict[str, Any]:
+    """`train`'s defaults as a point of the search space: queued first in a new study, so every
+    study says whether tuning beat them."""
+    from anomigan.gan import GANConfig
+
+    d = GANConfig()
+
+    def clip(v: float, lo: float, hi: float) -> float:
+        return float(min(max(v, lo), hi))
+
+    return {
+        "steps": int(clip(d.steps, s.min_steps, s.max_steps)),
+        "lambda_e": clip(d.lambda_e, 0.05, 2.0),
+        "lambda_d": clip(d.lambda_d, 0.1, 2.0),
+        "delta": clip(d.delta, 0.05, 0.9),
+        "w_real": clip(d.w_real, 0.01, 1.0),
+        "w_link": clip(d.w_link, 0.1, 3.0),
+        "w_nce": clip(d.w_nce, 0.1, 3.0),
+        "lr": clip(d.lr, 1e-4, 5e-3),
+        "batch_size": min(BATCH_SIZES, key=lambda b: abs(b - d.batch_size)),
+    }
+
+
+# ----------------------------------------------------------------------------- one trial
+
+
+@dataclass
+class TrialContext:
+    """What every trial of one worker needs: data, frozen target, where to log."""
+
+    settings: TuneSettings
+    study_name: str
+    data: Any  # anomigan.evaluation.EvalData
+    target: Any  # anomigan.target.TrainedTarget
+    parent_run_id: str
+    target_uri: str
+
+
+def objective_values(metrics: dict[str, float], privacy: str) -> list[float] | None:
+    """(agreement, privacy, corr_mad) as Optuna values; None when a figure is not a number."""
+    corr = metrics[CORR_MAD]
+    corr = CORR_MAD_WORST if not math.isfinite(corr) else corr
+    values = [metrics[AGREEMENT], metrics[privacy], corr]
+    return values if all(math.isfinite(v) for v in values) else None
+
+
+def run_trial(trial: optuna.Trial, ctx: TrialContext) -> list[float] | None:
+    """Train, evaluate and log one trial as a run nested under the tune's run.
+
+    Raises optuna.TrialPruned when a checkpoint falls below the floor (the run ends FINISHED
+    with tag optuna_state=PRUNED); returns None when an objective is NaN (the trial fails).
+    """
+    from anomigan.anonymizers import AnomiGANAnonymizer
+    from anomigan.evaluation import evaluate
+    from anomigan.gan import train_anomigan
+
+    s = ctx.settings
+    config = suggest_config(trial, s)
+    tags = {"optuna_study": ctx.study_name, "optuna_trial_number": str(trial.number)}
+    if not _active_run():
+        tags["mlflow.parentRunId"] = ctx.parent_run_id  # a worker process: nest explicitly
+    pruned: optuna.TrialPruned | None = None
+    values: list[float] | None = None
+    with tracking.run(f"trial-{trial.number}", tags=tags) as active:
+        trial.set_user_attr("mlflow_run_id", active.info.run_id)
+        tracking.log_params({**asdict(config), "privacy_objective": s.privacy_objective})
+        checkpoints: dict[str, float] = {}
+        floor_from = s.prune_after * config.steps
+
+        def on_checkpoint(step: int, losses: dict[str, float]) -> None:
+            tracking.log_metrics({f"loss_{k}": v for k, v in losses.items()}, step=step)
+            agreement = float(losses["agreement"])
+            checkpoints[str(step)] = agreement
+            trial.set_user_attr("checkpoint_agreement", checkpoints)
+            if floor_from <= step < config.steps and agreement < s.prune_floor:
+                raise optuna.TrialPruned(
+                    f"training agreement {agreement:.3f} < prune_floor {s.prune_floor} "
+                    f"at step {step}"
+                )
+
+        start = time.perf_counter()
+        try:
+            trained = train_anomigan(ctx.data.x_train, ctx.target.model, config, on_checkpoint)
+        except optuna.TrialPruned as exc:
+            tracking.set_tags({"optuna_state": "PRUNED", "pruned_because": str(exc)})
+            pruned = exc
+        else:
+            train_seconds = time.perf_counter() - start
+            metrics = evaluate(
+                AnomiGANAnonymizer(trained),
+                ctx.data,
+                ctx.target.predict_proba,
+                s.n_records,
+                seed=config.seed,
+            )
+            tracking.log_metrics({**metrics, "train_seconds": train_seconds})
+            with tempfile.TemporaryDirectory() as tmp:
+                trained.save(tmp)  # weights, config, layer variances: reused on promotion
+                tracking.log_dir(tmp, "encoder")
+            values = objective_values(metrics, s.privacy_objective)
+            tracking.set_tags({"optuna_state": "COMPLETE" if values else "FAIL"})
+            del trained
+    gc.collect()
+    if pruned is not None:
+        raise pruned
+    return values
+
+
+def _active_run() -> bool:
+    import mlflow
+
+    return mlflow.active_run() is not None
+
+
+# ----------------------------------------------------------------------------- workers
+
+
+def _claimed(study: optuna.Study) -> int:
+    return len(study.get_trials(deepcopy=False, states=CLAIMED))
+
+
+def _finished(study: optuna.Study) -> int:
+    return len(study.get_trials(deepcopy=False, states=FINISHED))
+
+
+def make_sampler(s: TuneSettings, worker: int, n_seen: int) -> optuna.samplers.BaseSampler:
+    """TPE (multi-objective, constant liar for parallel workers); the seed differs per worker
+    and per restart, so neither replays another's random start-up points."""
+    return optuna.samplers.TPESampler(
+        n_startup_trials=min(10, max(2, s.n_trials // 4)),
+        constant_liar=True,
+        seed=s.seed * 1_000_003 + worker * 10_007 + n_seen,
+    )
+
+
+def work(
+    study: optuna.Study,
+    ctx: TrialContext,
+    lock: Any = None,
+    parent_pid: int | None = None,
+) -> int:
+    """Claim and run trials until the study holds `n_trials` claimed ones; returns how many ran.
+
+    A trial that raises is told FAIL and the exception propagates (resume reruns the slot).
+    """
+    ran = 0
+    while True:
+        if parent_pid is not None and os.getppid() != parent_pid:
+            log.warning("tune process is gone: worker %d stops", os.getpid())
+            break
+        with lock if lock is not None else contextlib.nullcontext():
+            if _claimed(study) >= ctx.settings.n_trials:
+                break
+            trial = study.ask()
+            trial.set_user_attr("owner", {"host": HOST, "pid": os.getpid()})
+        try:
+            values = run_trial(trial, ctx)
+        except optuna.TrialPruned as exc:
+            study.tell(trial, state=TrialState.PRUNED)
+            log.info("trial %d pruned: %s", trial.number, exc)
+        except BaseException:
+            study.tell(trial, state=TrialState.FAIL)
+            raise
+        else:
+            if values is None:
+                study.tell(trial, state=TrialState.FAIL)
+                log.warning("trial %d failed: an objective is not a number", trial.number)
+            else:
+                study.tell(trial, values)
+                log.info(
+                    "trial %d: agreement %.3f %s %.3f corr_matrix_mad %.3f",
+                    trial.number,
+                    values[0],
+                    ctx.settings.privacy_objective,
+                    values[1],
+                    values[2],
+                )
+        ran += 1
+    return ran
+
+
+@dataclass
+class WorkerPayload:
+    """What a spawned worker needs to rebuild its context (all picklable, no data)."""
+
+    settings: TuneSettings
+    storage: str
+    study_name: str
+    parent_run_id: str
+    experiment_id: str
+    tracking_uri: str
+    target_uri: str
+    threads: int
+
+
+def load_context(
+    s: TuneSettings, study_name: str, parent_run_id: str, target_uri: str
+) -> TrialContext:
+    """Prepare the split and load the pinned target version (a worker's own copy)."""
+    from anomigan.codec import RecordCodec
+    from anomigan.jobs import prepare
+    from anomigan.target import TrainedTarget
+
+    prep = prepare(s.dataset, s.label, s.split_seed, s.test_size)
+    folder = tracking.download_model_artifacts(target_uri, "target")
+    target = TrainedTarget.load(folder)
+    codec = RecordCodec.load(folder / "codec.json")
+    return TrialContext(
+        s, study_name, eval_data(prep, target, codec), target, parent_run_id, target_uri
+    )
+
+
+def eval_data(prep, target, codec):
+    """EvalData of a prepared split, encoded with the target's own codec and label vocabulary."""
+    from anomigan.evaluation import EvalData
+
+    return EvalData(
+        codec.encode(prep.train.features),
+        target.vocabulary.encode(prep.train.labels),
+        codec.encode(prep.test.features),
+        target.vocabulary.encode(prep.test.labels),
+    )
+
+
+def _worker_main(payload: WorkerPayload, index: int, lock: Any, parent_pid: int) -> None:
+    """Entry of a spawned worker process: rebuild the context, then `work` on the shared study."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    os.environ.pop("MLFLOW_RUN_ID", None)  # never resume the parent run: nest under it
+    os.environ["MLFLOW_EXPERIMENT_ID"] = payload.experiment_id
+    try:
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(payload.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(payload.threads)
+        tracking.configure(payload.tracking_uri)
+        ctx = load_context(
+            payload.settings, payload.study_name, payload.parent_run_id, payload.target_uri
+        )
+        storage = open_storage(payload.storage)
+        n_seen = len(optuna.load_study(study_name=payload.study_name, storage=storage).trials)
+        sampler = make_sampler(payload.settings, index + 1, n_seen)
+        study = optuna.load_study(study_name=payload.study_name, storage=storage, sampler=sampler)
+        work(study, ctx, lock, parent_pid)
+    except BaseException as exc:  # the message may quote data values: log the type only
+        log.error("worker %d stopped: %s", index, type(exc).__name__)
+        sys.exit(1)
+
+
+def run_workers(payload: WorkerPayload, n_workers: int) -> None:
+    """Spawn `n_workers` processes on one study and wait for all of them."""
+    ctx = mp.get_context("spawn")
+    lock = ctx.Lock()
+    procs = [
+        ctx.Process(
+            target=_worker_main, args=(payload, i, lock, os.getpid()), name=f"tune-worker-{i}"
+        )
+        for i in range(n_workers)
+    ]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+    failed = [p.name for p in procs if p.exitcode != 0]
+    if failed:
+        raise RuntimeError(
+            f"{', '.join(failed)} failed; finished trials are kept in study "
+            f"{payload.study_name!r}: rerun with the same study_name to resume"
+        )
+
+
+# ----------------------------------------------------------------------------- study
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _dead_here(owner: Any) -> bool:
+    """True when `owner` (host, pid) names a process of this host that no longer runs."""
+    if not isinstance(owner, dict):
+        return True  # killed between `ask` and recording its owner
+    return owner.get("host") == HOST and not _pid_alive(int(owner.get("pid", -1)))
+
+
+def fail_dead_trials(study: optuna.Study) -> list[int]:
+    """Mark trials left RUNNING by dead local processes FAIL and end their MLflow runs KILLED;
+    also end the runs of tunes of this study killed on this host. Returns the trial numbers."""
+    failed = []
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if not _dead_here(t.user_attrs.get("owner")):
+            continue
+        study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+        failed.append(t.number)
+        run_id = t.user_attrs.get("mlflow_run_id")
+        if run_id and tracking.run_status(run_id) == "RUNNING":
+            tracking.mark_killed(run_id)
+    for key, owner in study.user_attrs.items():
+        run_id = key.removeprefix("tune_run:")
+        alive = not key.startswith("tune_run:") or not _dead_here(owner)
+        if not alive and tracking.run_status(run_id) == "RUNNING":
+            tracking.mark_killed(run_id)
+    if failed:
+        log.info("trials %s were left RUNNING by a killed process: marked FAIL", failed)
+    return failed
+
+
+def open_study(s: TuneSettings, storage_spec: str, study_name: str, dataset: str) -> optuna.Study:
+    """Create the study (queueing `train`'s defaults) or load it, refusing a study that was
+    made for another data set, split or privacy objective."""
+    identity = {
+        "dataset": dataset,
+        "split_seed": s.split_seed,
+        "test_size": s.test_size,
+        "privacy_objective": s.privacy_objective,
+    }
+    storage = open_storage(storage_spec)
+    try:
+        study = optuna.load_study(study_name=study_name, storage=storage)
+    except KeyError:
+        study = None
+    if study is not None:
+        for key, value in identity.items():
+            if study.user_attrs.get(key) != value:
+                raise ValueError(
+                    f"study {study_name!r} was made with {key}={study.user_attrs.get(key)!r}, "
+                    f"not {value!r}: choose another study_name"
+                )
+        return study
+    study = optuna.create_study(
+        study_name=study_name,
+        storage=storage,
+        directions=["maximize", "minimize", "minimize"],
+        load_if_exists=True,  # another machine may create it at the same moment
+    )
+    for key, value in identity.items():
+        study.set_user_attr(key, value)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names([AGREEMENT, s.privacy_objective, CORR_MAD])
+    study.enqueue_trial(default_params(s), user_attrs={"baseline": "train defaults"})
+    return study
+
+
+def check_privacy_objective(prep, name: str) -> None:
+    """The objective must be a figure `evaluate` returns: checked on the identity release with
+    a constant classifier (cheap, touches nothing) before anything is created."""
+    from anomigan.anonymizers import Identity
+    from anomigan.evaluation import EvalData, evaluate
+
+    _, y_train = np.unique(np.asarray(prep.train.labels).astype(str), return_inverse=True)
+    _, y_test = np.unique(np.asarray(prep.test.labels).astype(str), return_inverse=True)
+    data = EvalData(prep.x_train, y_train, prep.x_test, y_test)
+
+    def constant(x: np.ndarray) -> np.ndarray:
+        return np.full((len(x), 2), 0.5)
+
+    with np.errstate(all="ignore"):
+        figures = evaluate(Identity(), data, constant, n_records=len(prep.x_test), seed=0)
+    if name not in figures:
+        raise ValueError(
+            f"privacy_objective {name!r} is not a figure of evaluate(); choose one of "
+            + ", ".join(sorted(figures))
+        )
+
+
+# ----------------------------------------------------------------------------- results
+
+
+def trial_rows(study: optuna.Study, privacy: str) -> list[dict[str, Any]]:
+    """One row per trial: state, objectives, params, MLflow run, Pareto membership."""
+    front = {t.number for t in study.best_trials} if _finished(study) else set()
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        row: dict[str, Any] = {"trial_number": t.number, "state": t.state.name}
+        values = t.values if t.state == TrialState.COMPLETE else None
+        for i, name in enumerate((AGREEMENT, privacy, CORR_MAD)):
+            row[name] = values[i] if values else float("nan")
+        row["pareto"] = t.number in front
+        row.update({f"param_{k}": v for k, v in t.params.items()})
+        row["mlflow_run_id"] = t.user_attrs.get("mlflow_run_id", "")
+        row["baseline"] = bool(t.user_attrs.get("baseline"))
+        rows.append(row)
+    return rows
+
+
+def choose_champion(
+    rows: list[dict[str, Any]], privacy: str, min_agreement: float, max_corr_mad: float
+) -> tuple[dict[str, Any] | None, str]:
+    """The promotion policy: among Pareto trials meeting both bars, the lowest privacy figure
+    (ties: higher agreement, then lower corr_matrix_mad, then the earlier trial).
+
+    Restricting to the Pareto front loses nothing: a trial meeting the bars is dominated only
+    by trials that meet them too.
+    """
+    front = [r for r in rows if r["pareto"]]
+    if not front:
+        return None, "no trial completed, so the study has no Pareto front"
+    ok = [r for r in front if r[AGREEMENT] >= min_agreement and r[CORR_MAD] <= max_corr_mad]
+    if not ok:
+        return None, (
+            f"no Pareto trial has {AGREEMENT} >= {min_agreement} and {CORR_MAD} <= "
+            f"{max_corr_mad} (best agreement {max(r[AGREEMENT] for r in front):.3f}, lowest "
+            f"{CORR_MAD} {min(r[CORR_MAD] for r in front):.3f} among {len(front)} Pareto trials)"
+        )
+    best = min(ok, key=lambda r: (r[privacy], -r[AGREEMENT], r[CORR_MAD], r["trial_number"]))
+    return best, (
+        f"trial {best['trial_number']} has the lowest {privacy} ({best[privacy]:.3f}) of the "
+        f"{len(ok)} Pareto trials with {AGREEMENT} >= {min_agreement} and {CORR_MAD} <= "
+        f"{max_corr_mad}"
+    )
+
+
+def log_results(rows: list[dict[str, Any]], s: TuneSettings, chosen: int | None) -> None:
+    """The Pareto front as a CSV and a plot, every trial as a CSV (artifacts under pareto/)."""
+    import pandas as pd
+
+    from anomigan.plots import pareto_front_figure
+
+    frame = pd.DataFrame(rows)
+    with tempfile.TemporaryDirectory() as tmp:
+        frame.to_csv(Path(tmp) / "trials.csv", index=False)
+        front = frame[frame["pareto"]] if len(frame) else frame
+        front.to_csv(Path(tmp) / "pareto.csv", index=False)
+        tracking.log_dir(tmp, "pareto")
+    done = [r for r in rows if r["state"] == "COMPLETE"]
+    fig = pareto_front_figure(
+        agreement=[r[AGREEMENT] for r in done],
+        privacy=[r[s.privacy_objective] for r in done],
+        corr_mad=[r[CORR_MAD] for r in done],
+        on_front=[r["pareto"] for r in done],
+        privacy_name=s.privacy_objective,
+        min_agreement=s.min_agreement,
+        chosen=next((i for i, r in enumerate(done) if r["trial_number"] == chosen), None),
+    )
+    tracking.log_figure(fig, "pareto/pareto_front.png")
+
+
+def _promote(
+    best: dict[str, Any], ctx: TrialContext, codec, prep, study_name: str, parent_run_id: str
+) -> str:
+    """Register the chosen trial's saved encoder (retrained when its artifact is gone) as a new
+    version of anomigan-encoder-<dataset> and give it the champion alias."""
+    from anomigan.gan import GANConfig, TrainedEncoder, train_anomigan
+    from anomigan.serving import log_encoder_model
+
+    try:
+        trained = TrainedEncoder.load(
+            tracking.download_run_artifacts(best["mlflow_run_id"], "encoder")
+        )
+        source = "saved encoder"
+    except Exception as exc:  # noqa: BLE001 - any download failure: retrain the same trial
+        log.info(
+            "trial %d's encoder is unavailable (%s): retraining it",
+            best["trial_number"],
+            type(exc).__name__,
+        )
+        params = {k.removeprefix("param_"): v for k, v in best.items() if k.startswith("param_")}
+        config = GANConfig.from_dict({**params, "seed": ctx.settings.seed + best["trial_number"]})
+        trained = train_anomigan(ctx.data.x_train, ctx.target.model, config)
+        source = "retrained"
+    info = log_encoder_model(trained, codec, ctx.data.x_test)
+    name = tracking.encoder_model_name(prep.dataset.name)
+    version, _ = tracking.register(
+        info.model_uri,
+        name,
+        tags={
+            "run_id": parent_run_id,
+            "optuna_study": study_name,
+            "optuna_trial_number": str(best["trial_number"]),
+            "trial_run_id": best["mlflow_run_id"],
+            "privacy_objective": ctx.settings.privacy_objective,
+            "split_seed": str(prep.split_seed),
+            "target_model": ctx.target_uri,
+            "source": source,
+        },
+    )
+    tracking.set_champion(name, version)
+    return version
+
+
+# ----------------------------------------------------------------------------- the job
+
+
+def tune(s: TuneSettings) -> dict[str, Any]:
+    """Run (or resume) the study, log its Pareto front, apply the promotion policy."""
+    from anomigan.jobs import load_or_train_target, prepare
+
+    s.validate()
+    prep = prepare(s.dataset, s.label, s.split_seed, s.test_size)  # validate data first
+    check_privacy_objective(prep, s.privacy_objective)
+    storage_spec = s.storage or default_storage()
+    study_name = s.study_name or f"tune-{prep.dataset.name}"
+    study = open_study(s, storage_spec, study_name, prep.dataset.name)
+    fail_dead_trials(study)
+    before = _finished(study)
+    tags = {"optuna_study": study_name, "optuna_storage": describe_storage(storage_spec)}
+    with tracking.run(f"tune-{prep.dataset.name}", tags=tags) as active:
+        parent_id = active.info.run_id
+        study.set_user_attr(f"tune_run:{parent_id}", {"host": HOST, "pid": os.getpid()})
+        target, codec, target_uri = load_or_train_target(prep, s.label)
+        tracking.log_new_params(prep.split_params())
+        settings = {k: v for k, v in asdict(s).items() if k not in ("dataset", "label", "storage")}
+        tracking.log_new_params(
+            {
+                **settings,
+                "study_name": study_name,
+                "target_model": target_uri,
+                "finished_trials_before": before,
+            }
+        )
+        ctx = TrialContext(
+            s, study_name, eval_data(prep, target, codec), target, parent_id, target_uri
+        )
+        remaining = s.n_trials - _claimed(study)
+        log.info(
+            "study %s: %d of %d trials finished, %d to run",
+            study_name,
+            before,
+            s.n_trials,
+            max(remaining, 0),
+        )
+        start = time.perf_counter()
+        if remaining > 0 and s.n_workers == 1:
+            sampler = make_sampler(s, 0, len(study.trials))
+            local = optuna.load_study(
+                study_name=study_name, storage=study._storage, sampler=sampler
+            )
+            work(local, ctx)
+        elif remaining > 0:
+            run_workers(
+                WorkerPayload(
+                    s,
+                    storage_spec,
+                    study_name,
+                    parent_id,
+                    active.info.experiment_id,
+                    tracking.tracking_uri(),
+                    target_uri,
+                    threads=max(1, (os.cpu_count() or 1) // s.n_workers),
+                ),
+                min(s.n_workers, remaining),
+            )
+        tune_seconds = time.perf_counter() - start
+
+        rows = trial_rows(study, s.privacy_objective)
+        states = [r["state"] for r in rows]
+        pareto = [r["trial_number"] for r in rows if r["pareto"]]
+        tracking.log_metrics(
+            {
+                "n_trials_complete": states.count("COMPLETE"),
+                "n_trials_pruned": states.count("PRUNED"),
+                "n_trials_failed": states.count("FAIL"),
+                "n_trials_run": _finished(study) - before,
+                "n_pareto": len(pareto),
+                "tune_seconds": tune_seconds,
+            }
+        )
+        best, reason = choose_champion(rows, s.privacy_objective, s.min_agreement, s.max_corr_mad)
+        result: dict[str, Any] = {
+            "run_id": parent_id,
+            "study_name": study_name,
+            "storage": describe_storage(storage_spec),
+            "trials_finished": _finished(study),
+            "trials_run": _finished(study) - before,
+            "pareto_trials": ",".join(map(str, pareto)),
+            "tune_seconds": tune_seconds,
+        }
+        tracking.set_tags({"optuna_pareto_trials": result["pareto_trials"] or "none"})
+        log_results(rows, s, best["trial_number"] if best else None)
+        if best is None:
+            status = "none"
+        elif not s.promote:
+            status, reason = "skipped", f"promotion disabled (would promote: {reason})"
+        else:
+            version = _promote(best, ctx, codec, prep, study_name, parent_id)
+            status = "promoted"
+            result.update(
+                model_name=tracking.encoder_model_name(prep.dataset.name),
+                version=version,
+                champion_trial=best["trial_number"],
+            )
+            tracking.set_tags({"promoted_trial": best["trial_number"], "promoted_version": version})
+            tracking.log_metrics(
+                {f"champion_{k}": best[k] for k in (AGREEMENT, s.privacy_objective, CORR_MAD)}
+            )
+        tracking.set_tags({"promotion": status, "promotion_reason": reason})
+        result.update(promotion=status, promotion_reason=reason)
+    log.info("promotion: %s (%s)", status, reason)
+    return result
+
+
+def promote(model: str, version: str | int) -> dict[str, str]:
+    """Move the champion alias of `model` to `version` by hand."""
+    if not tracking.registered_model_exists(model):
+        raise ValueError(f"no registered model named {model!r}")
+    previous = tracking.champion_version(model)
+    tracking.set_champion(model, version)
+    return {
+        "model_name": model,
+        "version": str(version),
+        "alias": tracking.CHAMPION,
+        "previous_champion": str(previous) if previous else "none",
+    }
+
+
+def settings_from(**kwargs: Any) -> TuneSettings:
+    """TuneSettings from keyword arguments, ignoring None (a parameter left at its default)."""
+    names = {f.name for f in fields(TuneSettings)}
+    unknown = set(kwargs) - names
+    if unknown:
+        raise ValueError(f"unknown tune parameter(s): {', '.join(sorted(unknown))}")
+    return TuneSettings(**{k: v for k, v in kwargs.items() if v is not None})
+
+
+__all__ = [
+    "TuneSettings",
+    "choose_champion",
+    "default_storage",
+    "open_storage",
+    "promote",
+    "settings_from",
+    "trial_rows",
+    "tune",
+]

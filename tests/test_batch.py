@@ -1,0 +1,136 @@
+"""`anomigan anonymize`: streamed CSV anonymisation with a registered encoder.
+
+A good file comes back complete and changed; a bad row anywhere stops the run with exit 2 and a
+message naming the row and the column (never the value), leaving no output file behind and an
+existing output untouched.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from anomigan import cli
+from anomigan.data import load_dataset
+
+MODEL = "models:/anomigan-encoder-breast@champion"
+MARKER = "987654.321"
+
+
+@pytest.fixture
+def records_csv(tmp_path) -> tuple[Path, pd.DataFrame]:
+    """1,200 breast records (the data set repeated), enough for several 500-row chunks."""
+    features = load_dataset("breast").features
+    frame = pd.concat([features, features, features]).iloc[:1200].reset_index(drop=True)
+    path = tmp_path / "records.csv"
+    frame.to_csv(path, index=False)
+    return path, frame
+
+
+def _run(*args: str) -> int:
+    return cli.main(["anonymize", "--model", MODEL, *args])
+
+
+def test_happy_path_rows_columns_types_and_changed_values(breast_encoder, records_csv, tmp_path):
+    src, frame = records_csv
+    dst = tmp_path / "anonymised.csv"
+    assert _run("--input", str(src), "--output", str(dst), "--chunk-size", "500") == 0
+    out = pd.read_csv(dst)
+    assert len(out) == len(frame)
+    assert list(out.columns) == list(frame.columns)
+    assert (out.dtypes == frame.dtypes).all()
+    assert not (out.to_numpy() == frame.to_numpy()).all(axis=1).any()  # every record changed
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_seed_makes_the_file_reproducible(breast_encoder, records_csv, tmp_path):
+    src, _ = records_csv
+    outs = [tmp_path / f"out{i}.csv" for i in range(3)]
+    for out, seed in zip(outs, ("5", "5", "6"), strict=True):
+        assert _run("--input", str(src), "--output", str(out), "--seed", seed) == 0
+    assert outs[0].read_bytes() == outs[1].read_bytes()
+    assert outs[0].read_bytes() != outs[2].read_bytes()
+
+
+def test_bad_row_in_the_middle_exits_2_names_row_and_column(breast_encoder, records_csv, cli_env):
+    src, frame = records_csv
+    bad = frame.astype({"mean texture": "object"})
+    bad.loc[699, "mean texture"] = f"abc{MARKER}"  # data row 700
+    bad.to_csv(src, index=False)
+    dst = src.parent / "anonymised.csv"
+    done = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "anomigan"),
+            "anonymize",
+            "--model",
+            MODEL,
+            "--input",
+            str(src),
+            "--output",
+            str(dst),
+            "--chunk-size",
+            "500",
+        ],
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "column 'mean texture'" in done.stderr and "rows [700]" in done.stderr
+    assert MARKER not in done.stderr + done.stdout
+    assert not dst.exists()
+    assert sorted(p.name for p in src.parent.iterdir()) == ["records.csv"]
+
+
+def test_failed_run_leaves_an_existing_output_untouched(
+    breast_encoder, records_csv, tmp_path, capsys
+):
+    src, frame = records_csv
+    dst = tmp_path / "anonymised.csv"
+    dst.write_text("previous result\n")
+    bad = frame.copy()
+    bad.loc[1100, "worst area"] = np.nan  # an empty cell in the last chunk
+    bad.to_csv(src, index=False)
+    assert _run("--input", str(src), "--output", str(dst), "--chunk-size", "500") == 2
+    err = capsys.readouterr().err
+    assert "column 'worst area' has missing (null or empty) values in rows [1101]" in err
+    assert dst.read_text() == "previous result\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["anonymised.csv", "records.csv"]
+    # imputation is an explicit choice
+    assert _run("--input", str(src), "--output", str(dst), "--allow-missing") == 0
+    assert len(pd.read_csv(dst)) == len(frame)
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ("", "file is empty"),
+        ("mean radius,mean texture\n1.0,2.0\n", "missing columns"),
+        ("HEADER\n", "no data rows"),
+    ],
+)
+def test_unusable_files_exit_2(breast_encoder, tmp_path, capsys, content, expected):
+    src = tmp_path / "in.csv"
+    src.write_text(content)
+    assert _run("--input", str(src), "--output", str(tmp_path / "out.csv")) == 2
+    assert expected in capsys.readouterr().err
+    assert not (tmp_path / "out.csv").exists()
+
+
+def test_missing_input_and_bad_model_exit_2(breast_encoder, tmp_path, capsys):
+    assert _run("--input", str(tmp_path / "nope.csv"), "--output", str(tmp_path / "o.csv")) == 2
+    assert "input file not found" in capsys.readouterr().err
+    src = tmp_path / "in.csv"
+    src.write_text("a\n1\n")
+    code = cli.main(
+        ["anonymize", "--model", "models:/anomigan-target-breast@champion"]
+        + ["--input", str(src), "--output", str(tmp_path / "o.csv")]
+    )
+    assert code == 2
+    assert "is not an AnomiGAN encoder" in capsys.readouterr().err
