@@ -87,6 +87,7 @@ def _cmd_tune(a: argparse.Namespace) -> dict:
         prune_after=a.prune_after,
         seed=a.seed,
         promote=not a.no_promote,
+        max_resample=a.max_resample,
     )
 
 
@@ -179,6 +180,12 @@ def _tune_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=_int, default=0, help="seed of the sampler and the trials")
     p.add_argument(
         "--no-promote", action="store_true", help="tune only: move no alias (extra machines)"
+    )
+    p.add_argument(
+        "--max-resample",
+        type=_int,
+        default=10,
+        help="prediction guard re-draws, as in train (10; 0 off)",
     )
 
 

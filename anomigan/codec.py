@@ -182,7 +182,7 @@ class RecordCodec:
             frame.columns = given
         # Fast path (one block, no per-column pandas calls): numeric columns that already hold
         # plain numpy numbers. A single-record request is dominated by per-column overhead.
-        dtypes = frame.dtypes
+        dtypes = dict(zip(given, frame.dtypes.tolist(), strict=True))
         fast = [
             s.name
             for s in self.specs
@@ -190,7 +190,12 @@ class RecordCodec:
             and isinstance(dtypes[s.name], np.dtype)
             and dtypes[s.name].kind in "iuf"
         ]
-        block = frame[fast].to_numpy(dtype="float64") if fast else np.empty((len(frame), 0))
+        if fast == given:
+            block = frame.to_numpy(dtype="float64")
+        elif fast:
+            block = frame[fast].to_numpy(dtype="float64")
+        else:
+            block = np.empty((len(frame), 0))
         block_inf = np.isinf(block).any(axis=0)
         fast_pos = {name: k for k, name in enumerate(fast)}
         out: dict[str, pd.Series | np.ndarray] = {}
@@ -235,7 +240,10 @@ class RecordCodec:
                         f"{_rows(frame.index, unknown)}"
                     )
                 out[s.name] = text
-        result = pd.DataFrame(out, index=frame.index)
+        if fast == self.columns:  # all plain numbers: one 2-D block, no per-column copies
+            result = pd.DataFrame(block, columns=fast, index=frame.index, copy=False)
+        else:
+            result = pd.DataFrame(out, index=frame.index)
         if len(fast) == len(self.specs) and not np.isnan(block).any():
             return result  # complete numbers: no row can be entirely missing
         empty = result.isna().all(axis=1).to_numpy()
@@ -252,7 +260,9 @@ class RecordCodec:
         z = np.zeros((n, self.n_outputs), dtype="float64")
         num = [s for s in self.specs if s.kind == "numeric"]
         if num:  # all numeric columns at once
-            x = clean[[s.name for s in num]].to_numpy(dtype="float64")
+            names = [s.name for s in num]
+            frame = clean if names == list(clean.columns) else clean[names]
+            x = frame.to_numpy(dtype="float64")
             x = np.where(np.isnan(x), np.array([s.median for s in num]), x)
             lo, span = self._ranges(num)
             scaled = np.where(span > 0, (x - lo) / np.where(span > 0, span, 1.0), 0.0)
@@ -315,6 +325,8 @@ class RecordCodec:
                     values = vocab[np.argmax(block, axis=1)]
                 out[s.name] = self._categorical_series(values, s)
             j += s.width
+        if num and all(isinstance(v, np.ndarray) and v.dtype == "float64" for v in out.values()):
+            return pd.DataFrame(x, columns=list(out), copy=False)  # one block (all float64)
         return pd.DataFrame(out)
 
     def _ranges(self, specs: list[ColumnSpec]) -> tuple[np.ndarray, np.ndarray]:

@@ -44,7 +44,7 @@ class Prepared:
         return {
             "dataset": self.dataset.name,
             "dataset_source": self.dataset.source,
-            "label": self.dataset.label,
+            "label_column": self.dataset.label,
             "n_rows": len(self.dataset.features),
             "n_features": self.dataset.features.shape[1],
             "n_model_features": self.codec.n_outputs,

@@ -354,6 +354,13 @@ def write_report(results: Sequence[dict], out_dir: str | Path) -> Path:
                 if cfg.get("retrain_delta")
                 else "varies the inference noise of the encoder trained at the base δ."
             )
+            + (
+                f" AnomiGAN settings use the served prediction guard (up to "
+                f"{cfg['max_resample']} re-draws when the target's class would change); "
+                "Table 1 runs without it."
+                if cfg.get("max_resample")
+                else " AnomiGAN settings run without the prediction guard."
+            )
         )
         md.append("")
 

@@ -429,7 +429,10 @@ def log_encoder_model(anonymizer, target, codec: RecordCodec, x_example: np.ndar
         folder = Path(tmp) / "model"
         anonymizer.trained.save(folder)
         target.save(folder / "target")
-        settings = {"max_resample": anonymizer.max_resample, "n_noisy_layers": anonymizer.n_noisy_layers}
+        settings = {
+            "max_resample": anonymizer.max_resample,
+            "n_noisy_layers": anonymizer.n_noisy_layers,
+        }
         (folder / "anonymizer.json").write_text(json.dumps(settings))
         example = codec.decode(anonymizer.anonymize(x_example[:2], seed=0))
         model = EncoderModel()

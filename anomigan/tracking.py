@@ -69,15 +69,23 @@ def log_params(params: Mapping[str, Any]) -> None:
 
     A guard, not a formality: a record, array or frame passed here by mistake would put patient
     data into the tracking store, where it can never be scrubbed from every backup.
+
+    Keys the active run already holds are skipped: under `mlflow run` the project's -P values
+    are logged first (e.g. steps "4000.0") and MLflow refuses to change a param. Jobs log what
+    they resolved under their own names (e.g. `label_column` next to the user's `label`).
     """
+    active = mlflow.active_run()
+    logged = MlflowClient().get_run(active.info.run_id).data.params if active else {}
     clean: dict[str, Any] = {}
     for key, value in params.items():
         if value is None:
             value = ""
         if not isinstance(value, str | int | float | bool) or len(str(value)) > 250:
             raise TypeError(f"param {key!r} is not a short scalar; refusing to log it")
-        clean[key] = value
-    mlflow.log_params(clean)
+        if key not in logged:
+            clean[key] = value
+    if clean:
+        mlflow.log_params(clean)
 
 
 def log_metrics(metrics: Mapping[str, float], step: int | None = None) -> None:
@@ -208,12 +216,3 @@ def champion_version(name: str) -> str | None:
         return str(MlflowClient().get_model_version_by_alias(name, CHAMPION).version)
     except MlflowException:
         return None
-
-
-def log_new_params(params: Mapping[str, Any]) -> None:
-    """`log_params` minus keys the active run already holds: under `mlflow run` the project's
-    -P values are logged first (e.g. label "" where the job resolves "diagnosis") and MLflow
-    refuses to change a param."""
-    active = mlflow.active_run()
-    logged = MlflowClient().get_run(active.info.run_id).data.params if active else {}
-    log_params({k: v for k, v in params.items() if k not in logged})

@@ -13,13 +13,14 @@ an optimistic estimate of the final agreement). From `prune_after` x steps on, a
 `checkpoint_agreement` and as the nested run's `loss_agreement` metric.
 
 Scale-out and resume. `n_trials` is the study's total of finished (COMPLETE or PRUNED) trials.
-Workers claim trials under a lock: count the finished, running and queued trials, and `ask` only
-while that count is below `n_trials`; local workers (spawned processes) share one lock, so every
-trial lands exactly once. Workers on other machines (same `storage` URL, same `study_name`,
-`--no-promote`) claim with the same rule but without the lock, so they may overshoot by one trial
-each. A restarted tune counts what is finished and runs only the remainder; trials left RUNNING
-by a dead process of this host (owner pid gone) are marked FAIL first and their MLflow runs
-KILLED. RUNNING trials of other hosts are left alone (they may be alive).
+Workers claim trials under a lock: count the finished and running trials, and `ask` only while
+that count is below `n_trials` (`ask` hands out queued trials first). Local workers (spawned
+processes) share one lock, so every trial lands exactly once. Workers on other machines (same
+`storage` URL, same `study_name`, `--no-promote`) claim with the same rule but without the
+lock, so they may overshoot by one trial each. A restarted tune counts what is finished and
+runs only the remainder; trials left RUNNING by a dead process of this host (owner pid gone)
+are marked FAIL first and their MLflow runs KILLED. RUNNING trials of other hosts are left
+alone (they may be alive).
 """
 
 from __future__ import annotations
@@ -83,6 +84,7 @@ class TuneSettings:
     prune_after: float = 0.5
     seed: int = 0
     promote: bool = True
+    max_resample: int = 10  # the prediction guard, as in `train` (0 turns it off)
 
     def validate(self) -> None:
         """Bad settings fail before anything is created or logged, naming the parameter."""
@@ -94,6 +96,7 @@ class TuneSettings:
             (self.max_corr_mad >= 0.0, "max_corr_mad must be >= 0"),
             (0.0 <= self.prune_after <= 1.0, "prune_after must be in [0, 1]"),
             (self.n_records >= 1, "n_records must be >= 1"),
+            (self.max_resample >= 0, "max_resample must be >= 0"),
             (
                 self.privacy_objective not in (AGREEMENT, CORR_MAD),
                 f"privacy_objective cannot be {self.privacy_objective!r}: it is already an "
@@ -138,8 +141,9 @@ def open_storage(spec: str | None) -> optuna.storages.BaseStorage:
     try:
         return optuna.storages.RDBStorage(spec, **kwargs)
     except Exception as exc:  # a bad URL: name it (without a password) and the kind of failure
+        hint = " (its database driver is not installed)" if isinstance(exc, ImportError) else ""
         raise ValueError(
-            f"cannot open Optuna storage {describe_storage(spec)}: {type(exc).__name__}"
+            f"cannot open Optuna storage {describe_storage(spec)}: {type(exc).__name__}{hint}"
         ) from None
 
 
@@ -214,6 +218,7 @@ class TrialContext:
     target: Any  # anomigan.target.TrainedTarget
     parent_run_id: str
     target_uri: str
+    extended: bool = False  # the privacy objective is one of evaluate's strong attacks
 
 
 def objective_values(metrics: dict[str, float], privacy: str) -> list[float] | None:
@@ -243,7 +248,13 @@ def run_trial(trial: optuna.Trial, ctx: TrialContext) -> list[float] | None:
     values: list[float] | None = None
     with tracking.run(f"trial-{trial.number}", tags=tags) as active:
         trial.set_user_attr("mlflow_run_id", active.info.run_id)
-        tracking.log_params({**asdict(config), "privacy_objective": s.privacy_objective})
+        tracking.log_params(
+            {
+                **asdict(config),
+                "privacy_objective": s.privacy_objective,
+                "max_resample": s.max_resample,
+            }
+        )
         checkpoints: dict[str, float] = {}
         floor_from = s.prune_after * config.steps
 
@@ -267,11 +278,13 @@ def run_trial(trial: optuna.Trial, ctx: TrialContext) -> list[float] | None:
         else:
             train_seconds = time.perf_counter() - start
             metrics = evaluate(
-                AnomiGANAnonymizer(trained),
+                AnomiGANAnonymizer(trained, ctx.target.predict, s.max_resample),
                 ctx.data,
                 ctx.target.predict_proba,
                 s.n_records,
                 seed=config.seed,
+                extended=ctx.extended,
+                throughput_rows=0,  # timing under parallel workers says nothing: `train` has it
             )
             tracking.log_metrics({**metrics, "train_seconds": train_seconds})
             with tempfile.TemporaryDirectory() as tmp:
@@ -371,10 +384,11 @@ class WorkerPayload:
     tracking_uri: str
     target_uri: str
     threads: int
+    extended: bool
 
 
 def load_context(
-    s: TuneSettings, study_name: str, parent_run_id: str, target_uri: str
+    s: TuneSettings, study_name: str, parent_run_id: str, target_uri: str, extended: bool
 ) -> TrialContext:
     """Prepare the split and load the pinned target version (a worker's own copy)."""
     from anomigan.codec import RecordCodec
@@ -385,9 +399,8 @@ def load_context(
     folder = tracking.download_model_artifacts(target_uri, "target")
     target = TrainedTarget.load(folder)
     codec = RecordCodec.load(folder / "codec.json")
-    return TrialContext(
-        s, study_name, eval_data(prep, target, codec), target, parent_run_id, target_uri
-    )
+    data = eval_data(prep, target, codec)
+    return TrialContext(s, study_name, data, target, parent_run_id, target_uri, extended)
 
 
 def eval_data(prep, target, codec):
@@ -414,7 +427,11 @@ def _worker_main(payload: WorkerPayload, index: int, lock: Any, parent_pid: int)
         tf.config.threading.set_inter_op_parallelism_threads(payload.threads)
         tracking.configure(payload.tracking_uri)
         ctx = load_context(
-            payload.settings, payload.study_name, payload.parent_run_id, payload.target_uri
+            payload.settings,
+            payload.study_name,
+            payload.parent_run_id,
+            payload.target_uri,
+            payload.extended,
         )
         storage = open_storage(payload.storage)
         n_seen = len(optuna.load_study(study_name=payload.study_name, storage=storage).trials)
@@ -527,26 +544,37 @@ def open_study(s: TuneSettings, storage_spec: str, study_name: str, dataset: str
     return study
 
 
-def check_privacy_objective(prep, name: str) -> None:
-    """The objective must be a figure `evaluate` returns: checked on the identity release with
-    a constant classifier (cheap, touches nothing) before anything is created."""
+def check_privacy_objective(prep, name: str) -> bool:
+    """The objective must be a figure `evaluate` returns; True when it is one of the strong
+    attacks (`extended=True`, seconds per trial). Checked on the identity release with a toy
+    classifier (touches nothing) before anything is created."""
     from anomigan.anonymizers import Identity
     from anomigan.evaluation import EvalData, evaluate
 
     _, y_train = np.unique(np.asarray(prep.train.labels).astype(str), return_inverse=True)
     _, y_test = np.unique(np.asarray(prep.test.labels).astype(str), return_inverse=True)
     data = EvalData(prep.x_train, y_train, prep.x_test, y_test)
+    cut = float(np.median(prep.x_train[:, 0]))
 
-    def constant(x: np.ndarray) -> np.ndarray:
-        return np.full((len(x), 2), 0.5)
+    def toy(x: np.ndarray) -> np.ndarray:
+        high = (np.asarray(x)[:, 0] > cut).astype(float)
+        return np.stack([1.0 - high, high], axis=1)
 
+    n = len(prep.x_test)
     with np.errstate(all="ignore"):
-        figures = evaluate(Identity(), data, constant, n_records=len(prep.x_test), seed=0)
+        figures = evaluate(Identity(), data, toy, n, seed=0, throughput_rows=0)
+        if name in figures:
+            return False
+        few = EvalData(data.x_train[:150], data.y_train[:150], data.x_test[:40], data.y_test[:40])
+        figures = evaluate(
+            Identity(), few, toy, 40, seed=0, throughput_rows=0, extended=True, n_games=100
+        )
     if name not in figures:
         raise ValueError(
             f"privacy_objective {name!r} is not a figure of evaluate(); choose one of "
             + ", ".join(sorted(figures))
         )
+    return True
 
 
 # ----------------------------------------------------------------------------- results
@@ -626,6 +654,7 @@ def _promote(
 ) -> str:
     """Register the chosen trial's saved encoder (retrained when its artifact is gone) as a new
     version of anomigan-encoder-<dataset> and give it the champion alias."""
+    from anomigan.anonymizers import AnomiGANAnonymizer
     from anomigan.gan import GANConfig, TrainedEncoder, train_anomigan
     from anomigan.serving import log_encoder_model
 
@@ -644,7 +673,9 @@ def _promote(
         config = GANConfig.from_dict({**params, "seed": ctx.settings.seed + best["trial_number"]})
         trained = train_anomigan(ctx.data.x_train, ctx.target.model, config)
         source = "retrained"
-    info = log_encoder_model(trained, codec, ctx.data.x_test)
+    s = ctx.settings
+    anonymizer = AnomiGANAnonymizer(trained, ctx.target.predict, s.max_resample)
+    info = log_encoder_model(anonymizer, ctx.target, codec, ctx.data.x_test)
     name = tracking.encoder_model_name(prep.dataset.name)
     version, _ = tracking.register(
         info.model_uri,
@@ -673,7 +704,7 @@ def tune(s: TuneSettings) -> dict[str, Any]:
 
     s.validate()
     prep = prepare(s.dataset, s.label, s.split_seed, s.test_size)  # validate data first
-    check_privacy_objective(prep, s.privacy_objective)
+    extended = check_privacy_objective(prep, s.privacy_objective)
     storage_spec = s.storage or default_storage()
     study_name = s.study_name or f"tune-{prep.dataset.name}"
     study = open_study(s, storage_spec, study_name, prep.dataset.name)
@@ -684,9 +715,9 @@ def tune(s: TuneSettings) -> dict[str, Any]:
         parent_id = active.info.run_id
         study.set_user_attr(f"tune_run:{parent_id}", {"host": HOST, "pid": os.getpid()})
         target, codec, target_uri = load_or_train_target(prep, s.label)
-        tracking.log_new_params(prep.split_params())
+        tracking.log_params(prep.split_params())
         settings = {k: v for k, v in asdict(s).items() if k not in ("dataset", "label", "storage")}
-        tracking.log_new_params(
+        tracking.log_params(
             {
                 **settings,
                 "study_name": study_name,
@@ -694,9 +725,8 @@ def tune(s: TuneSettings) -> dict[str, Any]:
                 "finished_trials_before": before,
             }
         )
-        ctx = TrialContext(
-            s, study_name, eval_data(prep, target, codec), target, parent_id, target_uri
-        )
+        data = eval_data(prep, target, codec)
+        ctx = TrialContext(s, study_name, data, target, parent_id, target_uri, extended)
         remaining = s.n_trials - _claimed(study)
         log.info(
             "study %s: %d of %d trials finished, %d to run",
@@ -723,6 +753,7 @@ def tune(s: TuneSettings) -> dict[str, Any]:
                     tracking.tracking_uri(),
                     target_uri,
                     threads=max(1, (os.cpu_count() or 1) // s.n_workers),
+                    extended=extended,
                 ),
                 min(s.n_workers, remaining),
             )

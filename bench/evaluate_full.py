@@ -48,7 +48,7 @@ def main() -> None:
 
     tmp = None
     if not os.environ.get("MLFLOW_TRACKING_URI"):
-        tmp = tempfile.mkdtemp(prefix="anomigan-bench-")
+        tmp = tempfile.mkdtemp(prefix="evaluate-bench-")
         os.chdir(tmp)
         os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{Path(tmp) / 'mlflow.db'}"
     from anomigan import tracking

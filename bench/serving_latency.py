@@ -76,34 +76,44 @@ def stop(proc: subprocess.Popen) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
 
 
-def measure(url: str, records: pd.DataFrame, n: int, warmup: int) -> dict[str, float]:
-    """Median single-record latency over n requests, and the time of one 10k-record request."""
-    session = requests.Session()
+def measure(urls: dict[str, str], records: pd.DataFrame, n: int, warmup: int) -> dict:
+    """Per server: median single-record latency over n requests, and the median time of three
+    10,000-record requests. Requests alternate between the servers (A B, B A, ...) so that
+    load from other processes on a shared machine hits both alike."""
+    sessions = {label: requests.Session() for label in urls}
     headers = {"Content-Type": "application/json"}
 
     def body(frame: pd.DataFrame) -> str:
         return json.dumps({"dataframe_split": json.loads(frame.to_json(orient="split"))})
 
-    singles = [body(records.iloc[[i % 100]].reset_index(drop=True)) for i in range(n)]
-    for data in singles[:warmup]:
-        assert session.post(f"{url}/invocations", data=data, headers=headers).ok
-    times = []
-    for data in singles:
+    def post(label: str, data: str) -> float:
         t = time.perf_counter()
-        response = session.post(f"{url}/invocations", data=data, headers=headers)
-        times.append(time.perf_counter() - t)
+        response = sessions[label].post(f"{urls[label]}/invocations", data=data, headers=headers)
+        took = time.perf_counter() - t
         assert response.ok, response.text[:300]
+        return took
+
+    singles = [body(records.iloc[[i % 100]].reset_index(drop=True)) for i in range(n)]
+    labels = list(urls)
+    for data in singles[:warmup]:
+        for label in labels:
+            post(label, data)
+    times: dict[str, list[float]] = {label: [] for label in labels}
+    for i, data in enumerate(singles):
+        for label in labels if i % 2 == 0 else labels[::-1]:
+            times[label].append(post(label, data))
     big = body(records.iloc[:10_000])
-    big_times = []
-    for _ in range(3):
-        t = time.perf_counter()
-        response = session.post(f"{url}/invocations", data=big, headers=headers)
-        big_times.append(time.perf_counter() - t)
-        assert response.ok and len(response.json()["predictions"]) == 10_000
+    big_times: dict[str, list[float]] = {label: [] for label in labels}
+    for i in range(3):
+        for label in labels if i % 2 == 0 else labels[::-1]:
+            big_times[label].append(post(label, big))
     return {
-        "single_median_ms": 1e3 * statistics.median(times),
-        "single_p90_ms": 1e3 * float(np.percentile(times, 90)),
-        "batch10k_s": statistics.median(big_times),
+        label: {
+            "single_median_ms": 1e3 * statistics.median(times[label]),
+            "single_p90_ms": 1e3 * float(np.percentile(times[label], 90)),
+            "batch10k_s": statistics.median(big_times[label]),
+        }
+        for label in labels
     }
 
 
@@ -134,12 +144,14 @@ def main() -> None:
 
     identity = work / "identity-model"  # a local folder: nothing is logged to the store
     mlflow.pyfunc.save_model(str(identity), python_model=Identity())
-    results = {}
-    for label, model_uri in (("trivial", str(identity)), ("encoder", args.model)):
-        proc, url = serve(model_uri, work / f"{label}.log")
-        try:
-            results[label] = measure(url, records, args.requests, args.warmup)
-        finally:
+    procs: dict[str, subprocess.Popen] = {}
+    urls: dict[str, str] = {}
+    try:
+        for label, model_uri in (("trivial", str(identity)), ("encoder", args.model)):
+            procs[label], urls[label] = serve(model_uri, work / f"{label}.log")
+        results = measure(urls, records, args.requests, args.warmup)
+    finally:
+        for proc in procs.values():
             stop(proc)
     for label, r in results.items():
         print(

@@ -101,3 +101,45 @@ def test_user_csv_with_categories_and_missing_values_trains(tmp_path, capsys):
     out = capsys.readouterr().out
     assert code == 0
     assert "model_name: anomigan-target-clinic" in out
+
+
+def test_mlflow_run_train_with_local_env_manager(breast_target, cli_env):
+    """The MLproject path users take: `mlflow run . -e train --env-manager local`."""
+    env = {k: v for k, v in cli_env.items() if not k.startswith("MLFLOW_EXPERIMENT")}
+    before = {
+        str(v.version)
+        for v in MlflowClient().search_model_versions("name='anomigan-encoder-breast'")
+    }
+    result = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "mlflow"),
+            "run",
+            str(ROOT),
+            "-e",
+            "train",
+            "--env-manager",
+            "local",
+            "-P",
+            "dataset=breast",
+            "-P",
+            "steps=30",
+            "--experiment-name",
+            "mlflow-run-test",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = MlflowClient().search_runs(
+        [MlflowClient().get_experiment_by_name("mlflow-run-test").experiment_id]
+    )
+    params = runs[0].data.params
+    assert params["label_column"] == "diagnosis"  # the user's `label` param was empty
+    assert "prediction_agreement" in runs[0].data.metrics
+    after = {
+        str(v.version)
+        for v in MlflowClient().search_model_versions("name='anomigan-encoder-breast'")
+    }
+    assert len(after - before) == 1

@@ -17,11 +17,13 @@ from pathlib import Path
 import optuna
 import pandas as pd
 import pytest
+from conftest import find_leaked_rows
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
 from anomigan import tracking
 from anomigan.cli import main
+from anomigan.data import load_dataset
 from anomigan.tuning import open_storage, settings_from, tune
 
 FAST = {"min_steps": 30, "max_steps": 40, "n_records": 60, "prune_floor": 0.0, "seed": 0}
@@ -96,6 +98,11 @@ def test_tiny_study_nests_trials_logs_the_front_and_promotes(tiny):
     assert champion.tags["trial_run_id"] == runs[result["champion_trial"]].info.run_id
     assert result["champion_trial"] == int(front.sort_values("reid_rate_oracle").iloc[0, 0])
 
+    # what tuning adds to the store (CSVs, a trial's saved encoder) holds no patient row
+    encoder = tracking.download_run_artifacts(champion.tags["trial_run_id"], "encoder")
+    features = load_dataset("breast").features
+    assert find_leaked_rows(folder, features) == find_leaked_rows(encoder, features) == []
+
 
 def test_impossible_bar_promotes_nothing_says_why_and_redoes_no_trial(tiny, capsys):
     result, storage = tiny
@@ -157,15 +164,15 @@ def test_promote_moves_the_alias_by_hand_with_clear_errors(tiny, capsys):
 def test_two_workers_share_one_study_and_each_trial_lands_once(breast_target, tmp_path):
     storage = f"journal:{tmp_path / 'workers.journal'}"
     settings = settings_from(
-        dataset="breast", n_trials=4, n_workers=2, storage=storage, study_name="w", **FAST
+        dataset="breast", n_trials=3, n_workers=2, storage=storage, study_name="w", **FAST
     )
     settings.promote, settings.min_agreement, settings.max_corr_mad = False, 0.0, 2.0
     result = tune(settings)
     trials = _study(storage, "w").trials
-    assert [t.number for t in trials] == [0, 1, 2, 3]
+    assert [t.number for t in trials] == [0, 1, 2]
     assert all(t.state == TrialState.COMPLETE for t in trials)
     runs = _trial_runs(result["run_id"])
-    assert sorted(runs) == [0, 1, 2, 3]
+    assert sorted(runs) == [0, 1, 2]
     assert {t.user_attrs["mlflow_run_id"] for t in trials} == {r.info.run_id for r in runs.values()}
     owners = {t.user_attrs["owner"]["pid"] for t in trials}
     assert len(owners) == 2 and os.getpid() not in owners  # both spawned workers took trials
