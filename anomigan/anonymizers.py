@@ -143,12 +143,13 @@ class AnomiGANAnonymizer:
         out = self._draw(x, rng)
         if self.predict is None or self.max_resample <= 0 or len(x) == 0:
             return out
-        wanted = self.predict(x)
+        both = self.predict(np.concatenate([x, out]))  # one forward pass for both checks
+        wanted, changed = both[: len(x)], np.flatnonzero(both[len(x) :] != both[: len(x)])
         for _ in range(self.max_resample):
-            changed = np.flatnonzero(self.predict(out) != wanted)
             if changed.size == 0:
                 break
             out[changed] = self._draw(x[changed], rng)
+            changed = changed[self.predict(out[changed]) != wanted[changed]]
         return out
 
     def params(self) -> dict[str, float | int | str]:

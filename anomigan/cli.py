@@ -298,7 +298,8 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="?",
         const=True,
         default=None,
-        help="retrain the encoder for every δ (default: vary the inference noise only)",
+        help="retrain the encoder for every δ (full mode's default; quick mode varies the "
+        "inference noise only)",
     )
     p.add_argument("--seed", type=_int, default=None, help="seed of training and attacks (0)")
     p.add_argument(
