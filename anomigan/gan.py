@@ -259,7 +259,8 @@ class TrainedEncoder:
             noise_fn = layer_noise_fn(seeds[1:], flags, stds, scale)
             return enc.forward(x, r, training=False, noise_fn=noise_fn)[0]
 
-        return forward
+        # a concrete function: calling it skips tf.function's per-call argument binding (~1 ms)
+        return forward.get_concrete_function()
 
     def anonymize(
         self,
