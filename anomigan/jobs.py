@@ -40,6 +40,18 @@ class Prepared:
     def x_all(self) -> np.ndarray:
         return np.concatenate([self.x_train, self.x_test])
 
+    def eval_data(self, target, codec: RecordCodec):
+        """The split in model space, encoded with the target's own codec and label vocabulary
+        (the target was fitted on the same split, so the codec is the same fit)."""
+        from anomigan.evaluation import EvalData
+
+        return EvalData(
+            codec.encode(self.train.features),
+            target.vocabulary.encode(self.train.labels),
+            codec.encode(self.test.features),
+            target.vocabulary.encode(self.test.labels),
+        )
+
     def split_params(self) -> dict:
         return {
             "dataset": self.dataset.name,
@@ -182,7 +194,7 @@ def train_job(
     """
     prep = prepare(dataset, label, split_seed, test_size)  # validate before anything is logged
     from anomigan.anonymizers import AnomiGANAnonymizer
-    from anomigan.evaluation import EvalData, evaluate
+    from anomigan.evaluation import evaluate
     from anomigan.gan import GANConfig, train_anomigan
     from anomigan.plots import loss_curves_figure
     from anomigan.serving import log_encoder_model
@@ -191,12 +203,7 @@ def train_job(
     name = tracking.encoder_model_name(prep.dataset.name)
     with tracking.run(f"train-{prep.dataset.name}") as active:
         target, codec, target_uri = load_or_train_target(prep, label)
-        data = EvalData(
-            codec.encode(prep.train.features),
-            target.vocabulary.encode(prep.train.labels),
-            codec.encode(prep.test.features),
-            target.vocabulary.encode(prep.test.labels),
-        )
+        data = prep.eval_data(target, codec)
         tracking.log_params(prep.split_params())
         tracking.log_params(
             {
@@ -316,7 +323,7 @@ def evaluate_job(
     prep = prepare(dataset, label, split_seed, test_size)  # validate before anything is logged
     import json
 
-    from anomigan.evaluation import EvalData, SweepConfig, run_sweeps
+    from anomigan.evaluation import SweepConfig, run_sweeps
     from anomigan.report import write_report
 
     overrides = {k: v for k, v in sweep_overrides.items() if v is not None}
@@ -329,12 +336,7 @@ def evaluate_job(
         tags={"anomigan_job": "evaluate", "anomigan_dataset": prep.dataset.name},
     ) as active:
         target, codec, target_uri = load_or_train_target(prep, label)
-        data = EvalData(
-            codec.encode(prep.train.features),
-            target.vocabulary.encode(prep.train.labels),
-            codec.encode(prep.test.features),
-            target.vocabulary.encode(prep.test.labels),
-        )
+        data = prep.eval_data(target, codec)
         tracking.log_params(prep.split_params())
         tracking.log_params(
             {

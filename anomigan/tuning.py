@@ -399,20 +399,8 @@ def load_context(
     folder = tracking.download_model_artifacts(target_uri, "target")
     target = TrainedTarget.load(folder)
     codec = RecordCodec.load(folder / "codec.json")
-    data = eval_data(prep, target, codec)
+    data = prep.eval_data(target, codec)
     return TrialContext(s, study_name, data, target, parent_run_id, target_uri, extended)
-
-
-def eval_data(prep, target, codec):
-    """EvalData of a prepared split, encoded with the target's own codec and label vocabulary."""
-    from anomigan.evaluation import EvalData
-
-    return EvalData(
-        codec.encode(prep.train.features),
-        target.vocabulary.encode(prep.train.labels),
-        codec.encode(prep.test.features),
-        target.vocabulary.encode(prep.test.labels),
-    )
 
 
 def _worker_main(payload: WorkerPayload, index: int, lock: Any, parent_pid: int) -> None:
@@ -725,7 +713,7 @@ def tune(s: TuneSettings) -> dict[str, Any]:
                 "finished_trials_before": before,
             }
         )
-        data = eval_data(prep, target, codec)
+        data = prep.eval_data(target, codec)
         ctx = TrialContext(s, study_name, data, target, parent_id, target_uri, extended)
         remaining = s.n_trials - _claimed(study)
         log.info(

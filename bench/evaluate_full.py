@@ -19,22 +19,8 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-KEYS = (
-    "prediction_agreement",
-    "anon_accuracy",
-    "anon_auc",
-    "correlation",
-    "tstr_accuracy",
-    "corr_matrix_mad",
-    "reid_rate",
-    "reid_rate_oracle",
-    "reid_rate_inversion",
-    "ind_advantage",
-    "ind_advantage_same_class",
-    "ind_advantage_oracle",
-    "dcr_median",
-    "attribute_inference_gain",
-)
+from anomigan.report import TABLE_METRICS as KEYS  # noqa: E402
+
 SHORT = ("agree", "acc", "auc", "corr", "tstr", "cmad", "reid", "orcl", "inv", "adv", "advSC",
          "advO", "dcr", "attr")  # fmt: skip
 
