@@ -197,6 +197,19 @@ def _cmd_anonymize(a: argparse.Namespace) -> dict:
     )
 
 
+def _cmd_models(a: argparse.Namespace) -> dict:
+    from anomigan import tracking
+
+    models = tracking.registered_models()
+    if not models:
+        print(f"no anomigan models registered in {tracking.tracking_uri()}")
+    for name, latest, champion in models:
+        print(f"{name}: latest version {latest}, champion {champion or '-'}")
+        if champion:
+            print(f"    models:/{name}@champion")
+    return {}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="anomigan",
@@ -267,6 +280,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="e.g. anomigan-encoder-breast")
     p.add_argument("--version", required=True, type=_int, help="the version to promote")
     p.set_defaults(func=_cmd_promote)
+
+    p = sub.add_parser(
+        "models",
+        help="list the registered anomigan models, their latest version and champion",
+        description="List registered models named anomigan-* in the tracking store.",
+    )
+    p.set_defaults(func=_cmd_models)
 
     p = sub.add_parser(
         "evaluate",

@@ -210,6 +210,17 @@ def download_run_artifacts(run_id: str, path: str) -> Path:
     )
 
 
+def registered_models(prefix: str = "anomigan-") -> list[tuple[str, str, str | None]]:
+    """(name, latest version, champion version) of every registered model named prefix*."""
+    client = MlflowClient()
+    out = []
+    for model in client.search_registered_models(filter_string=f"name LIKE '{prefix}%'"):
+        versions = client.search_model_versions(f"name='{model.name}'")
+        latest = max((int(v.version) for v in versions), default=0)
+        out.append((model.name, str(latest), champion_version(model.name)))
+    return sorted(out)
+
+
 def champion_version(name: str) -> str | None:
     """The version holding the `champion` alias of `name`, or None."""
     try:

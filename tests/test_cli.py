@@ -143,3 +143,10 @@ def test_mlflow_run_train_with_local_env_manager(breast_target, cli_env):
         for v in MlflowClient().search_model_versions("name='anomigan-encoder-breast'")
     }
     assert len(after - before) == 1
+
+
+def test_models_lists_registered_models_and_champions(breast_target, capsys):
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "anomigan-target-breast: latest version" in out
+    assert "models:/anomigan-target-breast@champion" in out
