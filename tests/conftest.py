@@ -157,6 +157,17 @@ class ScoringServer:
             time.sleep(0.5)
         raise TimeoutError(f"no /ping answer in {timeout} s: {self.log_path.read_text()[-2000:]}")
 
+    def __enter__(self) -> ScoringServer:
+        try:
+            self.wait()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
     def stop(self) -> None:
         import signal
 
@@ -181,30 +192,16 @@ def encoder_server(breast_encoder, cli_env, tmp_path_factory):
     """The breast encoder behind `mlflow models serve`, with a small row limit (5,000) and
     request seeds allowed, so the 413 and seed paths are cheap to test."""
     env = {**cli_env, "ANOMIGAN_MAX_ROWS": "5000", "ANOMIGAN_ALLOW_SEED": "1"}
-    server = ScoringServer(
-        "models:/anomigan-encoder-breast@champion",
-        env,
-        tmp_path_factory.mktemp("serve") / "encoder.log",
-    )
-    try:
-        server.wait()
+    log = tmp_path_factory.mktemp("serve") / "encoder.log"
+    with ScoringServer("models:/anomigan-encoder-breast@champion", env, log) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="session")
 def target_server(breast_target, cli_env, tmp_path_factory):
-    server = ScoringServer(
-        "models:/anomigan-target-breast@champion",
-        cli_env,
-        tmp_path_factory.mktemp("serve") / "target.log",
-    )
-    try:
-        server.wait()
+    log = tmp_path_factory.mktemp("serve") / "target.log"
+    with ScoringServer("models:/anomigan-target-breast@champion", cli_env, log) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -228,9 +228,8 @@ def test_bad_request_is_4xx_value_free_and_server_survives(encoder_server, case)
 def test_body_over_the_byte_limit_is_413(breast_encoder, cli_env, tmp_path):
     """ANOMIGAN_MAX_BODY_BYTES refuses a large body before it is parsed."""
     env = {**cli_env, "ANOMIGAN_MAX_BODY_BYTES": "100000"}
-    server = ScoringServer("models:/anomigan-encoder-breast@champion", env, tmp_path / "s.log")
-    try:
-        server.wait()
+    uri = "models:/anomigan-encoder-breast@champion"
+    with ScoringServer(uri, env, tmp_path / "s.log") as server:
         body = json.dumps({"dataframe_records": _breast_records(1)}) + " " * 100_001
         response = _post(server, body)
         assert response.status_code == 413, response.text
@@ -240,8 +239,6 @@ def test_body_over_the_byte_limit_is_413(breast_encoder, cli_env, tmp_path):
         seeded = {"dataframe_records": _breast_records(1), "params": {"seed": 1}}
         response = _post(server, seeded)
         assert response.status_code == 400 and "ANOMIGAN_ALLOW_SEED" in response.text
-    finally:
-        server.stop()
 
 
 # ------------------------------------------------------------------ mixed types: ints, categories
@@ -258,19 +255,12 @@ def mixed_server(breast_target, cli_env, tmp_path_factory):
     path = tmp_path_factory.mktemp("mixed") / "ckdmixed.csv"
     complete.to_csv(path, index=False)
     train_job(str(path), label="class", steps=200)
-    server = ScoringServer(
-        "models:/anomigan-encoder-ckdmixed@champion",
-        cli_env,
-        tmp_path_factory.mktemp("serve") / "mixed.log",
-    )
-    try:
-        server.wait()
+    log = tmp_path_factory.mktemp("serve") / "mixed.log"
+    with ScoringServer("models:/anomigan-encoder-ckdmixed@champion", cli_env, log) as server:
         server.records = json.loads(
             load_dataset(str(path), label="class").features.iloc[:4].to_json(orient="records")
         )
         yield server
-    finally:
-        server.stop()
 
 
 def test_mixed_types_come_back_as_ints_floats_and_valid_categories(mixed_server):
