@@ -16,13 +16,13 @@ import os
 import resource
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
+from _store import store_with_encoder  # noqa: E402
 
 
 def generate(codec, path: Path, rows: int, chunk: int = 100_000) -> None:
@@ -70,18 +70,7 @@ def main() -> None:
 
     import mlflow
 
-    from anomigan import tracking
-
-    work = Path(tempfile.mkdtemp(prefix="anomigan-bench-"))
-    uri = args.tracking_uri or f"sqlite:///{work / 'mlflow.db'}"
-    os.environ["MLFLOW_TRACKING_URI"] = uri
-    os.chdir(work)
-    tracking.configure(uri)
-    if not tracking.model_exists(args.model):
-        from anomigan.jobs import train_job
-
-        print(f"{args.model} not found in {uri}: training a 200-step breast encoder first")
-        train_job("breast", steps=200)
+    work, uri = store_with_encoder(args.model, args.tracking_uri)
     codec = mlflow.pyfunc.load_model(args.model).unwrap_python_model().codec
 
     try:

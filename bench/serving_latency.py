@@ -20,7 +20,6 @@ import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -30,6 +29,7 @@ import mlflow  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import requests  # noqa: E402
+from _store import store_with_encoder  # noqa: E402
 
 
 class Identity(mlflow.pyfunc.PythonModel):
@@ -125,18 +125,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=30)
     args = parser.parse_args()
 
-    from anomigan import tracking
-
-    work = Path(tempfile.mkdtemp(prefix="anomigan-bench-"))
-    uri = args.tracking_uri or f"sqlite:///{work / 'mlflow.db'}"
-    os.environ["MLFLOW_TRACKING_URI"] = uri
-    os.chdir(work)
-    tracking.configure(uri)
-    if not tracking.model_exists(args.model):
-        from anomigan.jobs import train_job
-
-        print(f"{args.model} not found in {uri}: training a 200-step breast encoder first")
-        train_job("breast", steps=200)
+    work, uri = store_with_encoder(args.model, args.tracking_uri)
 
     codec = mlflow.pyfunc.load_model(args.model).unwrap_python_model().codec
     z = np.random.default_rng(0).uniform(0, 1, size=(10_000, codec.n_outputs))
