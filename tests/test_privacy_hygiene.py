@@ -15,6 +15,7 @@ def test_scanner_finds_a_planted_row(tmp_path):
     assert find_leaked_rows(tmp_path, ds.features)
 
 
-def test_store_holds_no_breast_row_after_training(breast_target, mlflow_store):
+def test_store_holds_no_breast_row_after_training(breast_target, breast_encoder, mlflow_store):
+    """After a target and an encoder run: params, tags, metrics, input examples, artifacts."""
     ds = load_dataset("breast")
     assert find_leaked_rows(mlflow_store, ds.features) == []
