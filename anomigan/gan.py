@@ -29,8 +29,8 @@ from anomigan.noise import (
     VarianceAccumulator,
     draw_layer_patterns,
     layer_noise_fn,
-    pattern_flags,
 )
+from anomigan.numpy_forward import SMALL_BATCH, NumpyEncoder
 
 
 @dataclass
@@ -234,12 +234,14 @@ class TrainedEncoder:
 
     def __post_init__(self) -> None:
         self._fn: Callable | None = None
+        # the numpy copy for small batches and its noise scales: weights are frozen after training
+        self._small: NumpyEncoder | None = None
+        self._stds = [np.sqrt(np.maximum(v, 0.0)) for v in self.variances.arrays]
 
     def _build_fn(self) -> Callable:
         """Compile the inference graph once (weights are read live, so no rebuild is needed).
 
-        `flags[l]` switches the noise of hidden layer l on for the whole call; `anonymize`
-        groups records by their drawn layer pattern, so normals are drawn only where used.
+        `patterns` holds each row's noisy layers as bits (bit l: hidden layer l).
         """
         enc = self.encoder
         d = enc.n_features
@@ -249,14 +251,14 @@ class TrainedEncoder:
             input_signature=[
                 tf.TensorSpec([None, d], tf.float32),
                 tf.TensorSpec([2], tf.int64),
-                tf.TensorSpec([len(stds)], tf.bool),
+                tf.TensorSpec([None], tf.int32),
                 tf.TensorSpec([], tf.float32),
             ]
         )
-        def forward(x, seed, flags, scale):  # noqa: ANN001, ANN202
+        def forward(x, seed, patterns, scale):  # noqa: ANN001, ANN202
             seeds = tf.random.experimental.stateless_split(seed, len(stds) + 1)
             r = tf.random.stateless_uniform(tf.shape(x), seed=seeds[0])
-            noise_fn = layer_noise_fn(seeds[1:], flags, stds, scale)
+            noise_fn = layer_noise_fn(seeds[1:], patterns, stds, scale)
             return enc.forward(x, r, training=False, noise_fn=noise_fn)[0]
 
         # a concrete function: calling it skips tf.function's per-call argument binding (~1 ms)
@@ -274,8 +276,6 @@ class TrainedEncoder:
         """x (n, d) in [0,1] -> x^ (n, d): fresh r per record and noise with variance
         noise_scale·var_l (default noise_scale = delta) on `n_noisy_layers` random hidden layers
         per record (or on `fixed_layer`). Same rng_seed -> same output; None -> OS entropy."""
-        if self._fn is None:
-            self._fn = self._build_fn()
         n_layers = self.variances.n_layers
         scale = self.config.delta if noise_scale is None else noise_scale
         # separate streams: the draw of noisy layers must not shift the randomness r
@@ -284,16 +284,37 @@ class TrainedEncoder:
         pattern = draw_layer_patterns(layer_rng, len(x), n_layers, n_noisy_layers, fixed_layer)
         if scale <= 0:
             pattern[:] = 0
-        out = np.empty_like(x)
+        if len(x) <= SMALL_BATCH:
+            return self._anonymize_small(x, pattern, scale, rng)
+        if self._fn is None:
+            self._fn = self._build_fn()
         scale_t = tf.constant(max(scale, 0.0), tf.float32)
-        for p in np.unique(pattern):
-            rows = np.flatnonzero(pattern == p)
-            flags = tf.constant(pattern_flags(p, n_layers))
-            for start in range(0, len(rows), batch_size):
-                idx = rows[start : start + batch_size]
-                seed = tf.constant(rng.integers(0, 2**62, size=2), tf.int64)
-                out[idx] = self._fn(tf.constant(x[idx]), seed, flags, scale_t).numpy()
+        # rows sorted by pattern: each layer's noise lands in few contiguous blocks (~15% faster)
+        order = np.argsort(pattern, kind="stable")
+        xs, patterns = x[order], pattern[order].astype(np.int32)
+        out = np.empty_like(x)
+        for start in range(0, len(x), batch_size):
+            rows = slice(start, start + batch_size)
+            seed = tf.constant(rng.integers(0, 2**62, size=2), tf.int64)
+            out[order[rows]] = self._fn(xs[rows], seed, patterns[rows], scale_t).numpy()
         return out
+
+    def _anonymize_small(
+        self, x: np.ndarray, pattern: np.ndarray, scale: float, rng: np.random.Generator
+    ) -> np.ndarray:
+        """The same draw for a few rows in numpy (a TensorFlow call alone costs ~0.6 ms)."""
+        if self._small is None:
+            self._small = NumpyEncoder.from_keras(self.encoder)
+        factor = np.float32(np.sqrt(max(scale, 0.0)))
+
+        def noise(i: int, h: np.ndarray) -> None:
+            rows = np.flatnonzero((pattern >> i) & 1)
+            if rows.size:
+                eps = rng.standard_normal((rows.size, *h.shape[1:]), dtype=np.float32)
+                h[rows] += eps * (self._stds[i] * factor)
+
+        r = rng.random(x.shape, dtype=np.float32)
+        return self._small.forward(x, r, noise if pattern.any() else None)
 
     def save(self, directory: str | Path) -> None:
         d = Path(directory)

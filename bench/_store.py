@@ -9,7 +9,9 @@ from pathlib import Path
 
 def store_with_encoder(model: str, tracking_uri: str | None) -> tuple[Path, str]:
     """Use `tracking_uri` (or a fresh temporary SQLite store) and make sure `model` exists,
-    training a 200-step breast encoder when it does not. Returns (work folder, store URI)."""
+    training a breast encoder with `train`'s defaults when it does not (about 2 minutes: speed
+    depends on training quality, since the prediction guard re-draws records whose class a
+    poorly trained encoder flips). Returns (work folder, store URI)."""
     from anomigan import tracking
 
     work = Path(tempfile.mkdtemp(prefix="anomigan-bench-"))
@@ -20,6 +22,6 @@ def store_with_encoder(model: str, tracking_uri: str | None) -> tuple[Path, str]
     if not tracking.model_exists(model):
         from anomigan.jobs import train_job
 
-        print(f"{model} not found in {uri}: training a 200-step breast encoder first")
-        train_job("breast", steps=200)
+        print(f"{model} not found in {uri}: training a breast encoder first")
+        train_job("breast")
     return work, uri

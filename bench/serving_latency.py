@@ -6,8 +6,8 @@ Records are synthetic (random points of model space, decoded), never patient row
 
     .venv/bin/python bench/serving_latency.py [--model models:/anomigan-encoder-breast@champion]
 
-Without `--tracking-uri`/`MLFLOW_TRACKING_URI` it works in a temporary store and trains a small
-encoder first (200 steps: latency does not depend on training quality).
+Without `--tracking-uri`/`MLFLOW_TRACKING_URI` it works in a temporary store and trains an
+encoder with `train`'s defaults first.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ import pytest
 from anomigan import attacks, metrics
 from anomigan.gan import GANConfig, TrainedEncoder, train_anomigan
 from anomigan.networks import build_critic, build_encoder, build_linker
+from anomigan.numpy_forward import SMALL_BATCH
 
 N_FEATURES = 12
 
@@ -57,8 +58,13 @@ def test_untrained_networks_shapes() -> None:
     assert build_critic(N_FEATURES)(np.zeros((2, N_FEATURES))).shape == (2, 1)
 
 
-def test_output_shape_range_and_randomness(trained: TrainedEncoder, data) -> None:
-    x = data[0][:50]
+# Up to SMALL_BATCH rows run in numpy, more in TensorFlow: behaviour tests cover both paths.
+PATHS = pytest.mark.parametrize("n", [SMALL_BATCH // 2, 3 * SMALL_BATCH], ids=["numpy", "tf"])
+
+
+@PATHS
+def test_output_shape_range_and_randomness(trained: TrainedEncoder, data, n: int) -> None:
+    x = data[0][:n]
     a = trained.anonymize(x)
     b = trained.anonymize(x)
     assert a.shape == x.shape and a.min() >= 0.0 and a.max() <= 1.0
@@ -100,13 +106,33 @@ def test_variances_recorded_and_noise_zero_mean(trained: TrainedEncoder, data) -
     assert np.abs(noisy.mean(1) - clean.mean(1)).mean() < 0.2 * np.abs(noisy - clean).mean()
 
 
-def test_noise_options(trained: TrainedEncoder, data) -> None:
-    x = data[0][:100]
+@PATHS
+def test_noise_options(trained: TrainedEncoder, data, n: int) -> None:
+    x = data[0][:n]
     base = trained.anonymize(x, rng_seed=5, noise_scale=0.0)
     for kw in ({"n_noisy_layers": 3}, {"fixed_layer": 0}, {"n_noisy_layers": 0}):
         out = trained.anonymize(x, rng_seed=5, noise_scale=1.0, **kw)
         assert out.shape == x.shape and np.all(np.isfinite(out))
     np.testing.assert_allclose(trained.anonymize(x, rng_seed=5, n_noisy_layers=0), base)
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"noise_scale": 0.0},
+        {"noise_scale": 1.0, "fixed_layer": 0},
+        {"noise_scale": 1.0, "fixed_layer": 5},
+    ],
+)
+def test_small_batches_draw_from_the_same_distribution(trained: TrainedEncoder, data, kw) -> None:
+    """Many small calls (numpy) and one large call (TensorFlow) on copies of one record give
+    outputs with the same mean and spread: same r distribution, same layer noise."""
+    x = np.repeat(data[0][:1], SMALL_BATCH, axis=0)
+    small = np.concatenate([trained.anonymize(x, rng_seed=i, **kw) for i in range(40)])
+    large = trained.anonymize(np.repeat(x, 40, axis=0), rng_seed=99, **kw)
+    spread = large.std(axis=0)
+    assert np.abs(small.mean(0) - large.mean(0)).max() < 0.1 * spread.mean() + 0.01
+    np.testing.assert_allclose(small.std(axis=0), spread, rtol=0.15, atol=0.003)
 
 
 def test_save_load_round_trip(trained: TrainedEncoder, data, tmp_path) -> None:
