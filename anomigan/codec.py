@@ -43,6 +43,7 @@ class ColumnSpec:
     kind: str  # "numeric" or "categorical"
     dtype: str  # raw dtype string of the fitted frame, restored by decode
     integer: bool = False  # numeric: all training values integral -> decode rounds
+    decimals: int = -1  # numeric: fewest decimals (<= 8) that write every training value; -1: more
     min: float = 0.0
     max: float = 0.0
     median: float = 0.0
@@ -62,6 +63,18 @@ def _rows(index: pd.Index, mask: np.ndarray, limit: int = 10) -> str:
     labels = [str(v) for v in index[mask][:limit]]
     more = int(mask.sum()) - len(labels)
     return "[" + ", ".join(labels) + "]" + (f" (+{more} more)" if more > 0 else "")
+
+
+def _decimals(values: np.ndarray, most: int = 8) -> int:
+    """Fewest decimals that write every value exactly (e.g. 2 for 17.99), or -1 beyond `most`.
+
+    Decoding rounds to it, so released records look like the source data (17.99, not
+    17.990000915527344: the encoder computes in float32, digits beyond the data's are noise).
+    """
+    for k in range(most + 1):
+        if np.allclose(np.round(values, k), values, rtol=1e-12, atol=0.0):
+            return k
+    return -1
 
 
 def _is_numeric_dtype(dtype: Any) -> bool:
@@ -104,6 +117,7 @@ class RecordCodec:
                         kind="numeric",
                         dtype=dtype,
                         integer=bool(np.all(values == np.round(values))),
+                        decimals=_decimals(values),
                         min=float(values.min()),
                         max=float(values.max()),
                         median=float(np.median(values)),
@@ -284,8 +298,9 @@ class RecordCodec:
     def decode(self, z: np.ndarray) -> pd.DataFrame:
         """Map model vectors back to complete, valid raw records with the fitted dtypes.
 
-        Values are clipped to ``[0, 1]``, unscaled, rounded for integer columns and clipped to
-        the training range; binary columns threshold at 0.5, one-hot blocks take the argmax.
+        Values are clipped to ``[0, 1]``, unscaled, rounded to the training data's decimals
+        (integers for integer columns) and clipped to the training range; binary columns
+        threshold at 0.5, one-hot blocks take the argmax.
         """
         self._check_fitted()
         z = np.asarray(z, dtype="float64")
@@ -300,8 +315,10 @@ class RecordCodec:
         if num:  # all numeric columns at once
             lo, span = self._ranges(num)
             x = z[:, self._offsets(num)] * span + lo
-            integer = np.array([s.integer for s in num])
-            x = np.where(integer, np.round(x), x)
+            decimals = np.array([0 if s.integer else s.decimals for s in num])
+            if (decimals >= 0).any():  # round to the training data's precision
+                scale = 10.0 ** np.maximum(decimals, 0)
+                x = np.where(decimals >= 0, np.round(x * scale) / scale, x)
             x = np.clip(x, lo, lo + span)
             numbers = {s.name: x[:, k] for k, s in enumerate(num)}
         out: dict[str, pd.Series | np.ndarray] = {}

@@ -49,6 +49,8 @@ def assert_valid(codec: RecordCodec, out: pd.DataFrame, n: int) -> None:
             assert (values >= spec.min).all() and (values <= spec.max).all(), spec.name
             if spec.integer:
                 assert (values == np.round(values)).all(), spec.name
+            if spec.decimals >= 0:  # written with the training data's precision
+                assert (values == np.round(values, spec.decimals)).all(), spec.name
         else:
             assert set(col) <= set(spec.vocabulary), spec.name
 
@@ -62,6 +64,7 @@ def test_fitted_schema() -> None:
     assert specs["age"].integer and specs["age"].dtype == "int64"
     assert (specs["age"].min, specs["age"].max) == (30.0, 75.0)
     assert not specs["weight"].integer and specs["weight"].median == 75.5
+    assert specs["weight"].decimals == 2 and specs["visits"].decimals == 0  # 70.25, 3.0
     assert specs["visits"].integer and specs["visits"].dtype == "float64"
     assert specs["smoker"].vocabulary == ["no", "yes"] and specs["smoker"].mode == "no"
     assert specs["colour"].vocabulary == ["blue", "green", "red"]
@@ -103,6 +106,26 @@ def test_decode_has_no_missing_and_fitted_dtypes() -> None:
     assert out.loc[2, "weight"] == pytest.approx(75.5)
     assert out.loc[3, "smoker"] == "no"
     assert out.loc[4, "colour"] == "red"
+
+
+def test_decode_rounds_to_the_training_precision() -> None:
+    frame = pd.DataFrame({"a": [17.99, 10.38, 20.57], "b": [0.1184, 0.08474, 0.1096]})
+    frame["c"] = [np.pi, np.e, 1.0]  # more than 8 decimals: left as computed
+    codec = RecordCodec().fit(frame)
+    assert [s.decimals for s in codec.specs] == [2, 5, -1]
+    out = codec.decode(np.array([[0.3333333, 0.7777777, 0.1234567]], np.float32))
+    assert out.loc[0, "a"] == 13.78 and out.loc[0, "b"] == 0.11092
+    assert str(out.loc[0, "a"]) == "13.78"  # no float32 noise in what is written out
+    assert out.loc[0, "c"] != round(out.loc[0, "c"], 6)
+    old = RecordCodec.from_dict(
+        {
+            **codec.to_dict(),
+            "columns": [
+                {k: v for k, v in c.items() if k != "decimals"} for c in codec.to_dict()["columns"]
+            ],
+        }
+    )  # a codec.json written before `decimals` existed decodes without rounding
+    assert [s.decimals for s in old.specs] == [-1, -1, -1]
 
 
 def test_ckd_codec_round_trip_dtypes() -> None:
