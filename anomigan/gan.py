@@ -23,6 +23,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm.auto import tqdm
 
+from anomigan.inference import SMALL_BATCH, FoldedEncoder
 from anomigan.networks import build_critic, build_encoder, build_linker, linker_features
 from anomigan.noise import (
     LayerVariances,
@@ -30,7 +31,6 @@ from anomigan.noise import (
     draw_layer_patterns,
     layer_noise_fn,
 )
-from anomigan.numpy_forward import SMALL_BATCH, NumpyEncoder
 
 
 @dataclass
@@ -233,19 +233,24 @@ class TrainedEncoder:
     history: dict[str, list[float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self._fn: Callable | None = None
-        # the numpy copy for small batches and its noise scales: weights are frozen after training
-        self._small: NumpyEncoder | None = None
+        # inference runs on the folded weights (frozen once training is over), built on first use
+        self._folded: FoldedEncoder | None = None
+        self._graph: Callable | None = None
         self._stds = [np.sqrt(np.maximum(v, 0.0)) for v in self.variances.arrays]
 
-    def _build_fn(self) -> Callable:
-        """Compile the inference graph once (weights are read live, so no rebuild is needed).
+    @property
+    def folded(self) -> FoldedEncoder:
+        """The encoder with batch norm folded into its convolutions (`anomigan.inference`)."""
+        if self._folded is None:
+            self._folded = FoldedEncoder.from_keras(self.encoder)
+        return self._folded
 
-        `patterns` holds each row's noisy layers as bits (bit l: hidden layer l).
-        """
-        enc = self.encoder
-        d = enc.n_features
-        stds = [tf.constant(np.sqrt(np.maximum(v, 0.0)), tf.float32) for v in self.variances.arrays]
+    def _build_graph(self) -> Callable:
+        """Trace the TensorFlow inference pass once: r, the per-row layer noise (`patterns`
+        holds each row's noisy layers as bits, bit l: hidden layer l) and the folded encoder."""
+        d = self.encoder.n_features
+        stds = [tf.constant(s, tf.float32) for s in self._stds]
+        forward = self.folded.tf_forward()
 
         @tf.function(
             input_signature=[
@@ -255,14 +260,13 @@ class TrainedEncoder:
                 tf.TensorSpec([], tf.float32),
             ]
         )
-        def forward(x, seed, patterns, scale):  # noqa: ANN001, ANN202
+        def graph(x, seed, patterns, scale):  # noqa: ANN001, ANN202
             seeds = tf.random.experimental.stateless_split(seed, len(stds) + 1)
             r = tf.random.stateless_uniform(tf.shape(x), seed=seeds[0])
-            noise_fn = layer_noise_fn(seeds[1:], patterns, stds, scale)
-            return enc.forward(x, r, training=False, noise_fn=noise_fn)[0]
+            return forward(x, r, layer_noise_fn(seeds[1:], patterns, stds, scale))
 
         # a concrete function: calling it skips tf.function's per-call argument binding (~1 ms)
-        return forward.get_concrete_function()
+        return graph.get_concrete_function()
 
     def anonymize(
         self,
@@ -286,8 +290,8 @@ class TrainedEncoder:
             pattern[:] = 0
         if len(x) <= SMALL_BATCH:
             return self._anonymize_small(x, pattern, scale, rng)
-        if self._fn is None:
-            self._fn = self._build_fn()
+        if self._graph is None:
+            self._graph = self._build_graph()
         scale_t = tf.constant(max(scale, 0.0), tf.float32)
         # rows sorted by pattern: each layer's noise lands in few contiguous blocks (~15% faster)
         order = np.argsort(pattern, kind="stable")
@@ -296,15 +300,13 @@ class TrainedEncoder:
         for start in range(0, len(x), batch_size):
             rows = slice(start, start + batch_size)
             seed = tf.constant(rng.integers(0, 2**62, size=2), tf.int64)
-            out[order[rows]] = self._fn(xs[rows], seed, patterns[rows], scale_t).numpy()
+            out[order[rows]] = self._graph(xs[rows], seed, patterns[rows], scale_t).numpy()
         return out
 
     def _anonymize_small(
         self, x: np.ndarray, pattern: np.ndarray, scale: float, rng: np.random.Generator
     ) -> np.ndarray:
         """The same draw for a few rows in numpy (a TensorFlow call alone costs ~0.6 ms)."""
-        if self._small is None:
-            self._small = NumpyEncoder.from_keras(self.encoder)
         factor = np.float32(np.sqrt(max(scale, 0.0)))
 
         def noise(i: int, h: np.ndarray) -> None:
@@ -314,7 +316,7 @@ class TrainedEncoder:
                 h[rows] += eps * (self._stds[i] * factor)
 
         r = rng.random(x.shape, dtype=np.float32)
-        return self._small.forward(x, r, noise if pattern.any() else None)
+        return self.folded.forward(x, r, noise if pattern.any() else None)
 
     def save(self, directory: str | Path) -> None:
         d = Path(directory)

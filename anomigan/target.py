@@ -14,8 +14,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from anomigan.inference import SMALL_BATCH, DenseStack
 from anomigan.metrics import accuracy_auc
-from anomigan.numpy_forward import SMALL_BATCH, NumpyDenseStack
 
 
 @dataclass
@@ -72,7 +72,7 @@ class TrainedTarget:
         self._forward = tf.function(
             lambda x: self.model(x, training=False), input_signature=[spec]
         ).get_concrete_function()
-        self._small = NumpyDenseStack.from_keras(self.model)  # the model is frozen
+        self._small = DenseStack.from_keras(self.model)  # the model is frozen
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         """Class probabilities; a `tf.function` call, not `model.predict` (90 ms per call),

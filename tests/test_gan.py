@@ -8,8 +8,8 @@ import pytest
 
 from anomigan import attacks, metrics
 from anomigan.gan import GANConfig, TrainedEncoder, train_anomigan
+from anomigan.inference import SMALL_BATCH
 from anomigan.networks import build_critic, build_encoder, build_linker
-from anomigan.numpy_forward import SMALL_BATCH
 
 N_FEATURES = 12
 

@@ -1,11 +1,15 @@
-"""Numpy forward passes of the frozen networks, for small batches.
+"""Inference passes of the frozen networks: folded weights, numpy for a few rows, TF for many.
 
-A TensorFlow call costs about 0.6 ms however few rows it carries, so it dominates a served
-single-record request. For a few rows the same arithmetic in numpy takes under 0.1 ms, so
-`TrainedEncoder.anonymize` and `TrainedTarget.predict_proba` send batches of at most
-`SMALL_BATCH` rows here. Weights are read once from the trained (frozen) Keras models, with the
-encoder's batch norm folded into its convolutions; tests hold both paths equal to float32
-round-off.
+After training the encoder is a fixed function, so its batch norm folds into the convolutions
+(inference-mode batch norm is an affine map). Two passes share those weights:
+
+- numpy, for batches of at most `SMALL_BATCH` rows: a TensorFlow call costs about 0.6 ms
+  however few rows it carries, which would dominate a served single-record request; one record
+  takes under 0.1 ms in numpy. The target's forward pass (for the prediction guard) too.
+- TensorFlow ops on 4-D tensors (`conv2d` + `bias_add` + `tanh`), which oneDNN runs as one
+  fused primitive per layer: about 25 % faster than the Keras layers' conv1d + batch norm.
+
+Tests hold both equal to the Keras networks to float32 round-off.
 """
 
 from __future__ import annotations
@@ -50,7 +54,7 @@ def _conv_same(h: np.ndarray, kernel: np.ndarray, left: int) -> np.ndarray:
 
 
 @dataclass
-class NumpyEncoder:
+class FoldedEncoder:
     """The encoder's inference pass: per hidden layer (kernel, bias, left padding) with batch
     norm folded in, then the 1x1 sigmoid output convolution."""
 
@@ -59,7 +63,7 @@ class NumpyEncoder:
     out_bias: np.ndarray  # (1,)
 
     @classmethod
-    def from_keras(cls, encoder) -> NumpyEncoder:
+    def from_keras(cls, encoder) -> FoldedEncoder:
         """Read `anomigan.networks.Encoder` weights; inference-mode batch norm is an affine map."""
         hidden = []
         for conv, bn in zip(encoder.convs, encoder.norms, strict=True):
@@ -95,15 +99,36 @@ class NumpyEncoder:
         z = (h @ self.out_kernel)[..., 0] + self.out_bias[0]
         return _ACTIVATIONS["sigmoid"](z).astype(np.float32, copy=False)
 
+    def tf_forward(self) -> Callable:
+        """`forward(x, r, noise_fn)` in TensorFlow ops, to be traced inside a `tf.function`;
+        `noise_fn(i, h)` returns hidden layer i perturbed (h is (n, 1, length, channels))."""
+        import tensorflow as tf
+
+        hidden = [(tf.constant(k[None]), tf.constant(b)) for k, b, _ in self.hidden]
+        out_kernel = tf.constant(self.out_kernel[None, None])
+        out_bias = tf.constant(self.out_bias)
+
+        def forward(x, r, noise_fn=None):  # noqa: ANN001, ANN202
+            h = tf.stack([x, r], axis=-1)[:, None]  # (n, 1, d, 2): conv2d's fused kernels
+            for i, (kernel, bias) in enumerate(hidden):
+                # TensorFlow's "SAME" pads (k - 1) // 2 on the left, like `left` above
+                h = tf.tanh(tf.nn.bias_add(tf.nn.conv2d(h, kernel, 1, "SAME"), bias))
+                if noise_fn is not None:
+                    h = noise_fn(i, h)
+            z = tf.nn.bias_add(tf.nn.conv2d(h, out_kernel, 1, "VALID"), out_bias)
+            return tf.sigmoid(z)[:, 0, :, 0]
+
+        return forward
+
 
 @dataclass
-class NumpyDenseStack:
+class DenseStack:
     """A Keras model made only of Dense (and inert Dropout/Input) layers, e.g. the target."""
 
     layers: list[tuple[np.ndarray, np.ndarray, str]]
 
     @classmethod
-    def from_keras(cls, model) -> NumpyDenseStack | None:
+    def from_keras(cls, model) -> DenseStack | None:
         """The model's Dense layers in order, or None if it holds anything else (TensorFlow
         then serves every batch size)."""
         import keras
