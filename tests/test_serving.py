@@ -8,6 +8,7 @@ keeps serving. A second, mixed-type data set (ints, floats, categories) checks t
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -75,10 +76,18 @@ def test_split_and_records_answers_match_the_input(encoder_server):
     records = _breast_records(4)
     codec = _codec("models:/anomigan-encoder-breast@champion")
     for body in (_split(records), {"dataframe_records": records}):
-        predictions = _predictions(_post(encoder_server, body))
+        response = _post(encoder_server, body)
+        predictions = _predictions(response)
         _check_like_input(predictions, records, codec)
         changed = [out != rec for out, rec in zip(predictions, records, strict=True)]
         assert all(changed)
+        # numbers come back with the training data's decimals
+        # (17.99, never 17.989999999999998 or float32 noise)
+        for spec in codec.specs:
+            if spec.kind == "numeric" and spec.decimals >= 0:
+                for out in predictions:
+                    assert round(out[spec.name], spec.decimals) == out[spec.name], spec.name
+        assert not re.search(r"\d\.\d{9,}", response.text)
 
 
 def test_same_record_twice_comes_back_different(encoder_server):
