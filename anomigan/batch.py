@@ -11,6 +11,7 @@ value.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import tempfile
 import time
@@ -109,11 +110,13 @@ def anonymize_csv(
     seed: int | None = None,
     allow_missing: bool = False,
     progress: bool = True,
+    max_resample: int | None = None,
 ) -> dict:
     """Anonymise every record of a CSV file into `output_path`; returns row count and speed.
 
     With `seed` the whole file is reproducible (each chunk gets a seed drawn from it); keep it
     secret, since anyone holding it and the model can re-run candidate records and link them.
+    `max_resample` overrides the model's prediction guard (re-draws per record; 0 turns it off).
     """
     from tqdm.auto import tqdm
 
@@ -129,7 +132,11 @@ def anonymize_csv(
     if dst.exists() and dst.resolve() == src.resolve():
         raise ValueError("--output must differ from --input")
     check_seed(seed)
+    if max_resample is not None and max_resample < 0:
+        raise ValueError(f"--max-resample must be 0 or more, got {max_resample}")
     model = load_encoder_model(model_uri)
+    if max_resample is not None:
+        model.anonymizer = dataclasses.replace(model.anonymizer, max_resample=max_resample)
     codec = model.codec
     categorical = {s.name for s in codec.specs if s.kind == "categorical"}
     rng = np.random.default_rng(seed) if seed is not None else None

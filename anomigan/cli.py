@@ -193,7 +193,13 @@ def _cmd_anonymize(a: argparse.Namespace) -> dict:
     from anomigan.batch import anonymize_csv
 
     return anonymize_csv(
-        a.model, a.input, a.output, a.chunk_size, seed=a.seed, allow_missing=a.allow_missing
+        a.model,
+        a.input,
+        a.output,
+        a.chunk_size,
+        seed=a.seed,
+        allow_missing=a.allow_missing,
+        max_resample=a.max_resample,
     )
 
 
@@ -355,6 +361,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--allow-missing", action="store_true", help="impute empty cells instead of refusing them"
+    )
+    p.add_argument(
+        "--max-resample",
+        type=_int,
+        default=None,
+        help="prediction guard re-draws (default: the model's, 10 as trained; 0 off: faster, "
+        "but some records then change the target's prediction)",
     )
     p.set_defaults(func=_cmd_anonymize)
     return parser

@@ -63,11 +63,11 @@ def generate(codec, draw, path: Path, rows: int, digits: bool, chunk: int = 100_
             _write_chunk(four_digits(records) if digits else records, out, header=start == 0)
 
 
-def run_cli(model: str, src: Path, dst: Path, chunk_size: int) -> dict:
+def run_cli(model: str, src: Path, dst: Path, chunk_size: int, extra: list[str]) -> dict:
     """Run the CLI in a fresh child; its own rows/s, wall time and the child's peak RSS."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     cmd = [str(Path(sys.executable).parent / "anomigan"), "anonymize", "--model", model]
-    cmd += ["--input", str(src), "--output", str(dst), "--chunk-size", str(chunk_size)]
+    cmd += ["--input", str(src), "--output", str(dst), "--chunk-size", str(chunk_size), *extra]
     start = time.perf_counter()
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     done = subprocess.run(cmd, capture_output=True, text=True, env=env)
@@ -94,6 +94,9 @@ def main() -> None:
     parser.add_argument("--chunk-size", type=int, default=50_000)
     parser.add_argument("--shape", choices=("data", "uniform"), default="data")
     parser.add_argument("--dataset", default="breast", help="data set of --shape data")
+    parser.add_argument(
+        "--max-resample", type=int, default=None, help="passed to the CLI (default: the model's)"
+    )
     args = parser.parse_args()
 
     import mlflow
@@ -111,7 +114,8 @@ def main() -> None:
             print(
                 f"generated {rows:,} synthetic rows ({args.shape}, {size:.0f} MB) in {took:.1f} s"
             )
-            r = run_cli(args.model, src, dst, args.chunk_size)
+            extra = [] if args.max_resample is None else ["--max-resample", str(args.max_resample)]
+            r = run_cli(args.model, src, dst, args.chunk_size, extra)
             assert r["rows"] == rows
             print(
                 f"anonymised {rows:,} rows: {r['rows_per_second']:,.0f} rows/s inside the command "

@@ -134,3 +134,28 @@ def test_missing_input_and_bad_model_exit_2(breast_encoder, tmp_path, capsys):
     )
     assert code == 2
     assert "is not an AnomiGAN encoder" in capsys.readouterr().err
+
+
+def test_max_resample_overrides_the_guard(breast_encoder, records_csv, tmp_path, capsys):
+    """With one seed the first draw is the same, and the guard only re-draws records whose
+    prediction changed: agreement with it is at least agreement without it."""
+    from anomigan.batch import load_encoder_model
+
+    src, frame = records_csv
+    outs = {n: tmp_path / f"out{n}.csv" for n in ("0", "10")}
+    for n, out in outs.items():
+        assert (
+            _run("--input", str(src), "--output", str(out), "--seed", "3", "--max-resample", n) == 0
+        )
+    model = load_encoder_model(MODEL)
+    predict, codec = model.anonymizer.predict, model.codec
+    wanted = predict(codec.encode(frame))
+    agree = {
+        n: float((predict(codec.encode(pd.read_csv(p))) == wanted).mean()) for n, p in outs.items()
+    }
+    assert agree["0"] < 1.0 and agree["10"] > agree["0"]  # this briefly trained encoder flips
+    assert (
+        _run("--input", str(src), "--output", str(tmp_path / "x.csv"), "--max-resample", "-1") == 2
+    )
+    assert "--max-resample must be 0 or more" in capsys.readouterr().err
+    assert not (tmp_path / "x.csv").exists()
