@@ -88,7 +88,7 @@ class FoldedEncoder:
         noise_fn: Callable[[int, np.ndarray], None] | None = None,
     ) -> np.ndarray:
         """x^ = E(x, r) for (n, d) float32 arrays; `noise_fn(i, h)` may perturb hidden layer i
-        in place (after its tanh), as `Encoder.forward`'s `noise_fn` does."""
+        in place (after its tanh), as `Encoder.forward`'s `layer_noise` adds to it."""
         h = np.stack([x, r], axis=-1).astype(np.float32, copy=False)
         for i, (kernel, bias, left) in enumerate(self.hidden):
             h = _conv_same(h, kernel, left)

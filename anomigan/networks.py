@@ -8,7 +8,7 @@ per-layer variances can be recorded and per-layer noise added at inference.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import keras
 import tensorflow as tf
@@ -54,18 +54,15 @@ class Encoder(keras.Model):
         r: tf.Tensor,
         layer_noise: Sequence[tf.Tensor | None] | None = None,
         training: bool = False,
-        noise_fn: Callable[[int, tf.Tensor], tf.Tensor] | None = None,
     ) -> tuple[tf.Tensor, list[tf.Tensor]]:
-        """Return (x^, hidden activations after noise); used for variance recording.
-        `noise_fn(i, h)` may replace `layer_noise` to perturb only some rows (cheaper)."""
+        """Return (x^, hidden activations after noise); used in training and for variance
+        recording (inference runs on the folded weights: `anomigan.inference`)."""
         h = tf.stack([tf.cast(x, tf.float32), tf.cast(r, tf.float32)], axis=-1)  # (B, d, 2)
         hidden = []
         for i, (conv, bn) in enumerate(zip(self.convs, self.norms, strict=True)):
             h = tf.tanh(bn(conv(h), training=training))
             if layer_noise is not None and layer_noise[i] is not None:
                 h = h + layer_noise[i]
-            if noise_fn is not None:
-                h = noise_fn(i, h)
             hidden.append(h)
         return tf.squeeze(self.out_conv(h), axis=-1), hidden
 

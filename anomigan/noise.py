@@ -107,8 +107,9 @@ def standard_normal(shape: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
 def layer_noise_fn(
     seeds: tf.Tensor, patterns: tf.Tensor, stds: list[tf.Tensor], scale: tf.Tensor
 ) -> Callable[[int, tf.Tensor], tf.Tensor]:
-    """`noise_fn(i, h)` for `Encoder.forward`: adds zero-mean Gaussian noise of variance
-    scale·var_i to the rows of hidden layer i whose pattern has bit i set.
+    """`noise_fn(i, h)` for `FoldedEncoder.tf_forward` (rows on h's first axis): adds
+    zero-mean Gaussian noise of variance scale·var_i to the rows of hidden layer i whose
+    pattern has bit i set.
 
     Normals are drawn only for those rows, so a whole batch of mixed patterns is one call.
     """
