@@ -139,17 +139,28 @@ class AnomiGANAnonymizer:
         )
 
     def anonymize(self, x: np.ndarray, seed: int | None = None) -> np.ndarray:
+        """Draw a release per record; with the guard, re-draw changed ones up to `max_resample`
+        times and keep the first draw that keeps the class (else the last one).
+
+        Re-draws go in rounds of 1, 2, 4, ... candidates per still-changed record, taken in
+        order: the same result as one re-draw at a time (the draws are independent), in a few
+        large encoder calls instead of up to `max_resample` small ones.
+        """
         rng = np.random.default_rng(seed)
         out = self._draw(x, rng)
         if self.predict is None or self.max_resample <= 0 or len(x) == 0:
             return out
         both = self.predict(np.concatenate([x, out]))  # one forward pass for both checks
         wanted, changed = both[: len(x)], np.flatnonzero(both[len(x) :] != both[: len(x)])
-        for _ in range(self.max_resample):
-            if changed.size == 0:
-                break
-            out[changed] = self._draw(x[changed], rng)
-            changed = changed[self.predict(out[changed]) != wanted[changed]]
+        left, per_record = self.max_resample, 1
+        while changed.size and left > 0:
+            k = min(per_record, left)
+            candidates = self._draw(np.repeat(x[changed], k, axis=0), rng)
+            kept = self.predict(candidates).reshape(-1, k) == wanted[changed, None]
+            pick = np.where(kept.any(axis=1), kept.argmax(axis=1), k - 1)
+            out[changed] = candidates.reshape(len(changed), k, -1)[np.arange(len(changed)), pick]
+            changed = changed[~kept.any(axis=1)]
+            left, per_record = left - k, 2 * per_record
         return out
 
     def params(self) -> dict[str, float | int | str]:

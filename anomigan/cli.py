@@ -200,6 +200,7 @@ def _cmd_anonymize(a: argparse.Namespace) -> dict:
         seed=a.seed,
         allow_missing=a.allow_missing,
         max_resample=a.max_resample,
+        workers=a.workers,
     )
 
 
@@ -368,6 +369,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="prediction guard re-draws (default: the model's, 10 as trained; 0 off: faster, "
         "but some records then change the target's prediction)",
+    )
+    p.add_argument(
+        "--workers",
+        type=_int,
+        default=2,
+        help="threads anonymising chunks concurrently (2); the output does not depend on it",
     )
     p.set_defaults(func=_cmd_anonymize)
     return parser

@@ -13,6 +13,7 @@ with x^ = E(x, r), r ~ U[0,1]^d fresh per record and step. See `AnomiGAN.train_s
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -30,6 +31,7 @@ from anomigan.noise import (
     VarianceAccumulator,
     draw_layer_patterns,
     layer_noise_fn,
+    possible_patterns,
 )
 
 
@@ -223,6 +225,10 @@ class AnomiGAN(keras.Model):
         return acc.result()
 
 
+#: Rows of each pattern segment in the TensorFlow pass are padded to a multiple of this.
+SEGMENT_ROWS = 64
+
+
 @dataclass
 class TrainedEncoder:
     """A trained anonymiser: encoder weights, recorded layer variances, config and loss history."""
@@ -235,20 +241,23 @@ class TrainedEncoder:
     def __post_init__(self) -> None:
         # inference runs on the folded weights (frozen once training is over), built on first use
         self._folded: FoldedEncoder | None = None
-        self._graph: Callable | None = None
+        self._graphs: dict[tuple[int, ...], Callable] = {}  # by possible patterns
+        self._building = threading.RLock()  # the server and `anonymize` call from many threads
         self._stds = [np.sqrt(np.maximum(v, 0.0)) for v in self.variances.arrays]
 
     @property
     def folded(self) -> FoldedEncoder:
         """The encoder with batch norm folded into its convolutions (`anomigan.inference`)."""
-        if self._folded is None:
-            self._folded = FoldedEncoder.from_keras(self.encoder)
+        with self._building:
+            if self._folded is None:
+                self._folded = FoldedEncoder.from_keras(self.encoder)
         return self._folded
 
-    def _build_graph(self) -> Callable:
-        """Trace the TensorFlow inference pass once: r, the per-row layer noise (`patterns`
-        holds each row's noisy layers as bits, bit l: hidden layer l) and the folded encoder."""
-        d = self.encoder.n_features
+    def _build_graph(self, patterns: tuple[int, ...]) -> Callable:
+        """Trace the TensorFlow inference pass once per set of possible `patterns` (each row's
+        noisy layers as bits, bit l: hidden layer l): r, then the folded encoder on one
+        segment of rows per pattern, with that pattern's layer noise (`sizes` rows each)."""
+        d, n_layers = self.encoder.n_features, self.variances.n_layers
         stds = [tf.constant(s, tf.float32) for s in self._stds]
         forward = self.folded.tf_forward()
 
@@ -256,14 +265,28 @@ class TrainedEncoder:
             input_signature=[
                 tf.TensorSpec([None, d], tf.float32),
                 tf.TensorSpec([2], tf.int64),
-                tf.TensorSpec([None], tf.int32),
+                tf.TensorSpec([len(patterns)], tf.int32),
                 tf.TensorSpec([], tf.float32),
             ]
         )
-        def graph(x, seed, patterns, scale):  # noqa: ANN001, ANN202
-            seeds = tf.random.experimental.stateless_split(seed, len(stds) + 1)
+        def graph(x, seed, sizes, scale):  # noqa: ANN001, ANN202
+            seeds = tf.random.experimental.stateless_split(seed, 1 + len(patterns) * n_layers)
             r = tf.random.stateless_uniform(tf.shape(x), seed=seeds[0])
-            return forward(x, r, layer_noise_fn(seeds[1:], patterns, stds, scale))
+            xs, rs = tf.split(x, sizes), tf.split(r, sizes)
+
+            def segment(j: int) -> tf.Tensor:
+                noise = layer_noise_fn(patterns[j], seeds[1 + j * n_layers :], stds, scale)
+                # padded to a multiple of SEGMENT_ROWS: oneDNN builds its convolutions per
+                # batch shape (~0.5 ms each), so few distinct shapes keep them cached
+                n = sizes[j]
+                pad = [[0, -n % SEGMENT_ROWS], [0, 0]]
+                return tf.cond(  # oneDNN's fused convolutions fail on an empty batch
+                    n > 0,
+                    lambda: forward(tf.pad(xs[j], pad), tf.pad(rs[j], pad), noise)[:n],
+                    lambda: tf.zeros([0, d], tf.float32),
+                )
+
+            return tf.concat([segment(j) for j in range(len(patterns))], axis=0)
 
         # a concrete function: calling it skips tf.function's per-call argument binding (~1 ms)
         return graph.get_concrete_function()
@@ -290,17 +313,22 @@ class TrainedEncoder:
             pattern[:] = 0
         if len(x) <= SMALL_BATCH:
             return self._anonymize_small(x, pattern, scale, rng)
-        if self._graph is None:
-            self._graph = self._build_graph()
+        patterns = (0,) if scale <= 0 else possible_patterns(n_layers, n_noisy_layers, fixed_layer)
+        with self._building:
+            if patterns not in self._graphs:
+                self._graphs[patterns] = self._build_graph(patterns)
+        graph = self._graphs[patterns]
         scale_t = tf.constant(max(scale, 0.0), tf.float32)
-        # rows sorted by pattern: each layer's noise lands in few contiguous blocks (~15% faster)
-        order = np.argsort(pattern, kind="stable")
-        xs, patterns = x[order], pattern[order].astype(np.int32)
+        # rows sorted by pattern: each batch splits into one contiguous segment per pattern
+        segment = np.searchsorted(patterns, pattern)
+        order = np.argsort(segment, kind="stable")
+        xs, segment = x[order], segment[order]
         out = np.empty_like(x)
         for start in range(0, len(x), batch_size):
             rows = slice(start, start + batch_size)
             seed = tf.constant(rng.integers(0, 2**62, size=2), tf.int64)
-            out[order[rows]] = self._graph(xs[rows], seed, patterns[rows], scale_t).numpy()
+            sizes = np.bincount(segment[rows], minlength=len(patterns)).astype(np.int32)
+            out[order[rows]] = graph(xs[rows], seed, sizes, scale_t).numpy()
         return out
 
     def _anonymize_small(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import combinations
 from pathlib import Path
 
 import numpy as np
@@ -104,24 +105,30 @@ def standard_normal(shape: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
     return tf.reshape(pairs[:n], shape)
 
 
-def layer_noise_fn(
-    seeds: tf.Tensor, patterns: tf.Tensor, stds: list[tf.Tensor], scale: tf.Tensor
-) -> Callable[[int, tf.Tensor], tf.Tensor]:
-    """`noise_fn(i, h)` for `FoldedEncoder.tf_forward` (rows on h's first axis): adds
-    zero-mean Gaussian noise of variance scale·var_i to the rows of hidden layer i whose
-    pattern has bit i set.
+def possible_patterns(n_layers: int, n_noisy: int, fixed_layer: int | None) -> tuple[int, ...]:
+    """Every pattern `draw_layer_patterns` can return with these settings, ascending."""
+    if fixed_layer is not None:
+        return (1 << fixed_layer,)
+    if n_noisy <= 0:
+        return (0,)
+    k = min(n_noisy, n_layers)
+    return tuple(sorted(sum(1 << i for i in c) for c in combinations(range(n_layers), k)))
 
-    Normals are drawn only for those rows, so a whole batch of mixed patterns is one call.
+
+def layer_noise_fn(
+    pattern: int, seeds: tf.Tensor, stds: list[tf.Tensor], scale: tf.Tensor
+) -> Callable[[int, tf.Tensor], tf.Tensor]:
+    """`noise_fn(i, h)` for `FoldedEncoder.tf_forward` on rows that all share `pattern`: adds
+    zero-mean Gaussian noise of variance scale·var_i to hidden layer i if bit i is set.
+
+    A batch is split into one segment of rows per pattern, so the noise is a dense add on
+    exactly the rows that get it (scattering it into the whole batch copied every layer's
+    activations: ~25 % slower).
     """
 
     def fn(i: int, h: tf.Tensor) -> tf.Tensor:
-        rows = tf.where(tf.bitwise.bitwise_and(patterns, 1 << i) != 0)  # (k, 1)
-
-        def noisy() -> tf.Tensor:
-            shape = tf.concat([tf.shape(rows)[:1], tf.shape(h)[1:]], axis=0)
-            eps = standard_normal(shape, seeds[i]) * (stds[i] * tf.sqrt(scale))
-            return tf.tensor_scatter_nd_add(h, rows, eps)
-
-        return tf.cond(tf.shape(rows)[0] > 0, noisy, lambda: h)
+        if not pattern >> i & 1:
+            return h
+        return h + standard_normal(tf.shape(h), seeds[i]) * (stds[i] * tf.sqrt(scale))
 
     return fn

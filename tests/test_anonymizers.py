@@ -83,3 +83,23 @@ def test_prediction_guard_redraws_until_the_class_is_kept():
     np.testing.assert_allclose(
         off.anonymize(X, seed=5), AnomiGANAnonymizer(trained).anonymize(X, seed=5)
     )
+
+
+def test_prediction_guard_draws_each_record_at_most_max_resample_more_times():
+    """Records no release can match are drawn exactly 1 + max_resample times, in rounds of
+    1, 2, 4, then the remaining 3 candidates; the others only once."""
+    trained, rows = _untrained_encoder(), []
+
+    class Counting:  # the encoder, counting the rows each call draws
+        config = trained.config
+
+        def anonymize(self, x: np.ndarray, **kw) -> np.ndarray:
+            rows.append(len(x))
+            return trained.anonymize(x, **kw)
+
+    x = X.copy()
+    x[:7, 0] = 1.0  # releases come out of a sigmoid: never exactly 1, so class 1 is never kept
+    anon = AnomiGANAnonymizer(Counting(), lambda z: (z[:, 0] >= 1.0).astype(int), max_resample=10)
+    out = anon.anonymize(x, seed=0)
+    assert rows == [len(x), 7, 14, 28, 21]
+    assert out.shape == x.shape and np.all((out > 0) & (out < 1))

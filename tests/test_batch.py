@@ -159,3 +159,41 @@ def test_max_resample_overrides_the_guard(breast_encoder, records_csv, tmp_path,
     )
     assert "--max-resample must be 0 or more" in capsys.readouterr().err
     assert not (tmp_path / "x.csv").exists()
+
+
+def test_workers_do_not_change_the_output(breast_encoder, records_csv, tmp_path, capsys):
+    """Chunks are anonymised by worker threads and written in file order; each chunk's seed is
+    drawn in that order, so any number of workers writes the same file."""
+    src, _ = records_csv
+    outs = {w: tmp_path / f"out{w}.csv" for w in ("1", "3")}
+    for w, out in outs.items():
+        args = ["--seed", "5", "--chunk-size", "100", "--workers", w]
+        assert _run("--input", str(src), "--output", str(out), *args) == 0
+    assert outs["1"].read_bytes() == outs["3"].read_bytes()
+    assert _run("--input", str(src), "--output", str(tmp_path / "x.csv"), "--workers", "0") == 2
+    assert "--workers must be at least 1" in capsys.readouterr().err
+    assert not (tmp_path / "x.csv").exists()
+
+
+def test_first_bad_row_in_file_order_is_reported_with_workers(
+    breast_encoder, records_csv, tmp_path, capsys
+):
+    """The reader runs ahead of the workers: a malformed line it meets later in the file must
+    not hide the bad value of an earlier chunk still being anonymised."""
+    src, frame = records_csv
+    bad = frame.astype({"mean texture": "object"})
+    bad.loc[249, "mean texture"] = f"abc{MARKER}"  # data row 250, chunk 3 of 100 rows
+    lines = bad.to_csv(index=False).splitlines()
+    lines[450] += ",1"  # data row 450 (chunk 5) gets an extra field
+    src.write_text("\n".join(lines) + "\n")
+    dst = tmp_path / "out.csv"
+    for workers in ("1", "3"):
+        args = ["--chunk-size", "100", "--workers", workers]
+        assert _run("--input", str(src), "--output", str(dst), *args) == 2
+        err = capsys.readouterr().err
+        assert "column 'mean texture'" in err and "rows [250]" in err, err
+        assert MARKER not in err
+        assert not dst.exists()
+    src.write_text("\n".join(lines[:250] + lines[251:]) + "\n")  # only the malformed line left
+    assert _run("--input", str(src), "--output", str(dst), "--chunk-size", "100") == 2
+    assert "malformed CSV at line" in capsys.readouterr().err

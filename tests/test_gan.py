@@ -116,12 +116,23 @@ def test_noise_options(trained: TrainedEncoder, data, n: int) -> None:
     np.testing.assert_allclose(trained.anonymize(x, rng_seed=5, n_noisy_layers=0), base)
 
 
+def test_tf_batch_with_empty_pattern_segments(trained: TrainedEncoder, data) -> None:
+    """The TF pass runs one segment per possible pattern (35 with 3 noisy layers of 7); a
+    batch just above the numpy size leaves several empty, which must not break it."""
+    x = data[0][: SMALL_BATCH + 1]
+    for kw in ({"n_noisy_layers": 3}, {"n_noisy_layers": 1}, {"fixed_layer": 2}):
+        out = trained.anonymize(x, rng_seed=1, noise_scale=1.0, **kw)
+        assert out.shape == x.shape and np.all(np.isfinite(out))
+
+
 @pytest.mark.parametrize(
     "kw",
     [
         {"noise_scale": 0.0},
         {"noise_scale": 1.0, "fixed_layer": 0},
         {"noise_scale": 1.0, "fixed_layer": 5},
+        {"noise_scale": 1.0},  # one random layer per record: a segment per layer in TF
+        {"noise_scale": 1.0, "n_noisy_layers": 3},
     ],
 )
 def test_small_batches_draw_from_the_same_distribution(trained: TrainedEncoder, data, kw) -> None:

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from anomigan.noise import draw_layer_patterns, standard_normal
+from anomigan.noise import draw_layer_patterns, possible_patterns, standard_normal
 
 
 @pytest.mark.parametrize("shape", [(200_001,), (1000, 30, 7), (3,)])
@@ -39,3 +39,13 @@ def test_layer_patterns() -> None:
     assert not draw_layer_patterns(rng, 10, 7, 0, None).any()
     with pytest.raises(ValueError, match="fixed_layer"):
         draw_layer_patterns(rng, 10, 7, 1, 7)
+
+
+@pytest.mark.parametrize(
+    "n_noisy, fixed_layer",
+    [(1, None), (2, None), (3, None), (7, None), (9, None), (0, None), (1, 4)],
+)
+def test_possible_patterns_are_the_drawn_ones(n_noisy: int, fixed_layer: int | None) -> None:
+    """The TF pass has a segment for each possible pattern: every drawn one must be there."""
+    drawn = draw_layer_patterns(np.random.default_rng(0), 20_000, 7, n_noisy, fixed_layer)
+    assert tuple(np.unique(drawn)) == possible_patterns(7, n_noisy, fixed_layer)
