@@ -27,8 +27,21 @@ def _data_args(p: argparse.ArgumentParser) -> None:
         "--dataset", default="breast", help="breast, ckd, or a path to a CSV file (default breast)"
     )
     p.add_argument("--label", default="", help="label column of a CSV data set")
-    p.add_argument("--split-seed", type=_int, default=0, help="seed of the stratified 90/10 split")
-    p.add_argument("--test-size", type=float, default=0.1, help="share of rows held out for test")
+    from anomigan.data import TEST_SIZE, VAL_SIZE
+
+    p.add_argument(
+        "--split-seed",
+        type=_int,
+        default=0,
+        help="seed of the stratified train/validation/test split",
+    )
+    p.add_argument(
+        "--test-size",
+        type=float,
+        default=TEST_SIZE,
+        help=f"share of rows held out for test ({TEST_SIZE}; a further {VAL_SIZE} of the rows "
+        "is the validation split)",
+    )
 
 
 def _cmd_train_target(a: argparse.Namespace) -> dict:
@@ -123,6 +136,7 @@ def _cmd_evaluate(a: argparse.Namespace) -> dict:
         n_games=a.n_games or None,
         table1_repeats=a.repeats or None,
         retrain_delta=a.retrain_delta,
+        n_seeds=a.n_seeds or None,
         seed=a.seed,
     )
 
@@ -135,11 +149,27 @@ def _cmd_report(a: argparse.Namespace) -> dict:
     return report_job(a.output, datasets, run_ids)
 
 
+def _optional_float(text: str) -> float | None:
+    """A number, or "" for "the default" (MLproject passes every parameter as text)."""
+    return None if str(text).strip() == "" else float(text)
+
+
 def _tune_args(p: argparse.ArgumentParser) -> None:
+    from anomigan.tuning import TuneSettings
+
+    d = TuneSettings()  # the one place tune's defaults live
     p.add_argument(
-        "--n-trials", type=_int, default=40, help="finished trials the study should hold (40)"
+        "--n-trials",
+        type=_int,
+        default=d.n_trials,
+        help=f"finished trials the study should hold ({d.n_trials})",
     )
-    p.add_argument("--n-workers", type=_int, default=1, help="local worker processes (1)")
+    p.add_argument(
+        "--n-workers",
+        type=_int,
+        default=d.n_workers,
+        help=f"local worker processes ({d.n_workers})",
+    )
     p.add_argument(
         "--storage",
         default="",
@@ -151,41 +181,56 @@ def _tune_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--privacy-objective",
-        default="reid_rate_oracle",
-        help="figure of the evaluation to minimise (default reid_rate_oracle)",
+        default=d.privacy_objective,
+        help=f"figure of the validation evaluation to minimise (default {d.privacy_objective})",
     )
     p.add_argument(
-        "--min-agreement", type=float, default=0.95, help="promotion bar on agreement (0.95)"
+        "--min-agreement",
+        type=float,
+        default=d.min_agreement,
+        help=f"promotion bar on agreement ({d.min_agreement})",
     )
     p.add_argument(
-        "--max-corr-mad", type=float, default=0.15, help="promotion bar on corr_matrix_mad (0.15)"
+        "--max-corr-mad",
+        type=_optional_float,
+        default=d.max_corr_mad,
+        help="promotion bar on corr_matrix_mad (default: the guarded Laplace λ 0.1's on the "
+        "validation split)",
     )
-    p.add_argument("--min-steps", type=_int, default=1000, help="fewest training steps (1000)")
-    p.add_argument("--max-steps", type=_int, default=6000, help="most training steps (6000)")
     p.add_argument(
-        "--n-records", type=_int, default=1000, help="anonymised test records per evaluation"
+        "--min-steps", type=_int, default=d.min_steps, help=f"fewest training steps ({d.min_steps})"
+    )
+    p.add_argument(
+        "--max-steps", type=_int, default=d.max_steps, help=f"most training steps ({d.max_steps})"
+    )
+    p.add_argument(
+        "--n-records",
+        type=_int,
+        default=d.n_records,
+        help=f"anonymised validation records per evaluation ({d.n_records})",
     )
     p.add_argument(
         "--prune-floor",
         type=float,
-        default=0.8,
-        help="prune a trial whose training agreement is below this at a checkpoint (0.8; 0 off)",
+        default=d.prune_floor,
+        help="prune a trial whose training agreement is below this at a checkpoint "
+        f"({d.prune_floor}; 0 off)",
     )
     p.add_argument(
         "--prune-after",
         type=float,
-        default=0.5,
-        help="share of a trial's steps before pruning may start (0.5)",
+        default=d.prune_after,
+        help=f"share of a trial's steps before pruning may start ({d.prune_after})",
     )
-    p.add_argument("--seed", type=_int, default=0, help="seed of the sampler and the trials")
+    p.add_argument("--seed", type=_int, default=d.seed, help="seed of the sampler and the trials")
     p.add_argument(
         "--no-promote", action="store_true", help="tune only: move no alias (extra machines)"
     )
     p.add_argument(
         "--max-resample",
         type=_int,
-        default=10,
-        help="prediction guard re-draws, as in train (10; 0 off)",
+        default=d.max_resample,
+        help=f"prediction guard re-draws, as in train ({d.max_resample}; 0 off)",
     )
 
 
@@ -319,6 +364,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--n-games", type=_int, default=None, help="games per distinguishing game")
     p.add_argument("--repeats", type=_int, default=None, help="Table 1 repeats of the test data")
+    p.add_argument(
+        "--n-seeds",
+        type=_int,
+        default=None,
+        help="splits (and encoder seeds) every figure is averaged over (full 3, quick 2; 0: "
+        "the mode's default)",
+    )
     p.add_argument(
         "--retrain-delta",
         type=_bool,

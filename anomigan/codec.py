@@ -164,6 +164,17 @@ class RecordCodec:
                 names.extend(f"{s.name}={v}" for v in s.vocabulary)
         return names
 
+    def model_blocks(self) -> list[tuple[int, int, bool]]:
+        """(first model column, width, discrete) per raw column: what a sampler in model space
+        needs to keep categories valid (a one-hot block is one variable, a binary category a
+        0/1 column)."""
+        self._check_fitted()
+        blocks, j = [], 0
+        for s in self.specs:
+            blocks.append((j, s.width, s.kind == "categorical"))
+            j += s.width
+        return blocks
+
     # ------------------------------------------------------------------ validation
 
     def validate(self, features: pd.DataFrame) -> pd.DataFrame:

@@ -17,7 +17,7 @@ import numpy as np
 
 from anomigan import tracking
 from anomigan.codec import RecordCodec
-from anomigan.data import Dataset, load_dataset, split_dataset
+from anomigan.data import TEST_SIZE, VAL_SIZE, Dataset, load_dataset, split_dataset
 
 log = logging.getLogger("anomigan")
 
@@ -28,17 +28,20 @@ class Prepared:
 
     spec: str  # what the user passed as `dataset`: a name or a CSV path
     dataset: Dataset
-    train: Dataset
-    test: Dataset
+    train: Dataset  # what the target and the encoder are trained on
+    val: Dataset  # carved from the training split: every choice made from measurements
+    test: Dataset  # only reported
     codec: RecordCodec
     x_train: np.ndarray
+    x_val: np.ndarray
     x_test: np.ndarray
     split_seed: int
     test_size: float
+    val_size: float
 
     @property
     def x_all(self) -> np.ndarray:
-        return np.concatenate([self.x_train, self.x_test])
+        return np.concatenate([self.x_train, self.x_val, self.x_test])
 
     def eval_data(self, target, codec: RecordCodec):
         """The split in model space, encoded with the target's own codec and label vocabulary
@@ -50,6 +53,17 @@ class Prepared:
             target.vocabulary.encode(self.train.labels),
             codec.encode(self.test.features),
             target.vocabulary.encode(self.test.labels),
+            codec.encode(self.val.features),
+            target.vocabulary.encode(self.val.labels),
+        )
+
+    def log_inputs(self) -> dict[str, str]:
+        """The three splits as MLflow dataset inputs of the active run (metadata only);
+        returns their digests."""
+        return tracking.log_splits(
+            self.dataset.name,
+            {"train": self.train, "val": self.val, "test": self.test},
+            self.dataset.label,
         )
 
     def split_params(self) -> dict:
@@ -61,29 +75,40 @@ class Prepared:
             "n_features": self.dataset.features.shape[1],
             "n_model_features": self.codec.n_outputs,
             "n_train": len(self.train.features),
+            "n_val": len(self.val.features),
             "n_test": len(self.test.features),
             "split_seed": self.split_seed,
             "test_size": self.test_size,
+            "val_size": self.val_size,
         }
 
 
 def prepare(
-    dataset: str, label: str | None, split_seed: int = 0, test_size: float = 0.1
+    dataset: str,
+    label: str | None,
+    split_seed: int = 0,
+    test_size: float = TEST_SIZE,
+    val_size: float = VAL_SIZE,
 ) -> Prepared:
-    """Load, validate, split (stratified, seeded) and fit the codec on the training split only."""
+    """Load, validate, split (stratified, seeded) into train / validation / test (sizes as
+    shares of the whole data set) and fit the codec on the training split only."""
     ds = load_dataset(dataset, label=label or None)
-    train, test = split_dataset(ds, test_size=test_size, seed=split_seed)
+    rest, test = split_dataset(ds, test_size=test_size, seed=split_seed)
+    train, val = split_dataset(rest, test_size=val_size / (1.0 - test_size), seed=split_seed)
     codec = RecordCodec().fit(train.features)
     return Prepared(
         spec=dataset,
         dataset=ds,
         train=train,
+        val=val,
         test=test,
         codec=codec,
         x_train=codec.encode(train.features),
+        x_val=codec.encode(val.features),
         x_test=codec.encode(test.features),
         split_seed=split_seed,
         test_size=test_size,
+        val_size=val_size,
     )
 
 
@@ -91,7 +116,7 @@ def train_target_job(
     dataset: str = "breast",
     label: str | None = None,
     split_seed: int = 0,
-    test_size: float = 0.1,
+    test_size: float = TEST_SIZE,
     register: bool = True,
     **target_overrides,
 ) -> dict:
@@ -108,6 +133,7 @@ def train_target_job(
     name = tracking.target_model_name(prep.dataset.name)
     with tracking.run(f"train_target-{prep.dataset.name}") as active:
         tracking.log_params(prep.split_params())
+        prep.log_inputs()
         tracking.log_params({f"target_{k}": v for k, v in asdict(config).items()})
         start = time.perf_counter()
         model = train_target(prep.x_train, y_train, len(vocab.classes), config)
@@ -138,13 +164,22 @@ def train_target_job(
             version, champion = tracking.register(
                 info.model_uri,
                 name,
-                tags={"run_id": active.info.run_id, "split_seed": str(prep.split_seed)},
+                tags={"run_id": active.info.run_id, **split_tags(prep)},
             )
             result.update(version=version, champion=champion)
     log.info(
         "target %s: accuracy %.3f auc %.3f", name, metrics["test_accuracy"], metrics["test_auc"]
     )
     return result
+
+
+def split_tags(prep: Prepared) -> dict[str, str]:
+    """What identifies a split: a target and an encoder must share it."""
+    return {
+        "split_seed": str(prep.split_seed),
+        "test_size": f"{prep.test_size:g}",
+        "val_size": f"{prep.val_size:g}",
+    }
 
 
 def load_or_train_target(prep: Prepared, label: str | None, **kwargs):
@@ -164,11 +199,16 @@ def load_or_train_target(prep: Prepared, label: str | None, **kwargs):
         log.info("no %s yet: training the target classifier first", uri)
         train_target_job(prep.spec, label, prep.split_seed, prep.test_size, **kwargs)
     version = MlflowClient().get_model_version_by_alias(name, tracking.CHAMPION)
-    trained_on = version.tags.get("split_seed")
-    if trained_on is not None and int(trained_on) != prep.split_seed:
+    wanted = split_tags(prep)
+    trained_on = {k: version.tags.get(k) for k in wanted}
+    if trained_on != wanted:
+
+        def show(tags: dict) -> str:
+            return ", ".join(f"{k} {v}" for k, v in tags.items())
+
         raise ValueError(
-            f"{uri} was trained on split seed {trained_on}, not {prep.split_seed}: "
-            "retrain the target with the same split_seed or use its seed"
+            f"{uri} was trained on another split ({show(trained_on)}) than this job's "
+            f"({show(wanted)}): retrain the target with the same split or use its split"
         )
     folder = tracking.download_model_artifacts(uri, "target")
     return (
@@ -178,11 +218,20 @@ def load_or_train_target(prep: Prepared, label: str | None, **kwargs):
     )
 
 
+def train_split_target(prep: Prepared, config):
+    """A target for one more split of the evaluation, with the registered target's settings."""
+    from anomigan.target import LabelVocabulary, TrainedTarget, train_target
+
+    vocab = LabelVocabulary.fit(prep.dataset.labels)
+    y = vocab.encode(prep.train.labels)
+    return TrainedTarget(train_target(prep.x_train, y, len(vocab.classes), config), vocab, config)
+
+
 def train_job(
     dataset: str = "breast",
     label: str | None = None,
     split_seed: int = 0,
-    test_size: float = 0.1,
+    test_size: float = TEST_SIZE,
     register: bool = True,
     n_records: int = 1000,
     max_resample: int = 10,
@@ -194,6 +243,7 @@ def train_job(
     """
     prep = prepare(dataset, label, split_seed, test_size)  # validate before anything is logged
     from anomigan.anonymizers import AnomiGANAnonymizer
+    from anomigan.card import description
     from anomigan.evaluation import evaluate
     from anomigan.gan import GANConfig, train_anomigan
     from anomigan.plots import loss_curves_figure
@@ -205,6 +255,7 @@ def train_job(
         target, codec, target_uri = load_or_train_target(prep, label)
         data = prep.eval_data(target, codec)
         tracking.log_params(prep.split_params())
+        digests = prep.log_inputs()
         tracking.log_params(
             {
                 **asdict(config),
@@ -233,6 +284,15 @@ def train_job(
             trained.variances.save_npz(Path(tmp) / "layer_variances.npz")
             tracking.log_dir(tmp, "variances")
         info = log_encoder_model(anonymizer, target, codec, data.x_test)
+        command = (
+            f"anomigan train --dataset {prep.spec} --split-seed {prep.split_seed} "
+            + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in asdict(config).items()
+                       if k in TRAIN_OPTIONS and v is not None)  # fmt: skip
+            + f" --max-resample {max_resample}"
+        )
+        card = model_card(name, prep, digests, asdict(config), anonymizer, data, target,
+                          metrics, seed, n_records, command)  # fmt: skip
+        card_uri = tracking.log_text(card, "model_card.md")
         result = {"run_id": active.info.run_id, "model_name": name, **metrics}
         if register:
             version, champion = tracking.register(
@@ -240,26 +300,75 @@ def train_job(
                 name,
                 tags={
                     "run_id": active.info.run_id,
-                    "split_seed": str(prep.split_seed),
+                    **split_tags(prep),
                     "target_model": target_uri,
                 },
             )
+            tracking.describe_version(name, version, description(card, card_uri))
             result.update(version=version, champion=champion)
     log.info(
-        "encoder %s: agreement %.3f reid %.3f reid_oracle %.3f",
+        "encoder %s: agreement %.3f reid_worst %.3f reid_oracle %.3f",
         name,
         metrics["prediction_agreement"],
-        metrics["reid_rate"],
+        metrics["reid_rate_worst"],
         metrics["reid_rate_oracle"],
     )
     return result
+
+
+#: GANConfig fields the `train` command takes as options (the card's reproduce command)
+TRAIN_OPTIONS = ("lambda_e", "lambda_d", "delta", "steps", "batch_size", "lr", "seed")
+
+
+def model_card(
+    name: str,
+    prep: Prepared,
+    digests: dict[str, str],
+    params: dict,
+    anonymizer,
+    data,
+    target,
+    figures: dict[str, float],
+    seed: int,
+    n_records: int,
+    command: str,
+) -> str:
+    """The encoder's model card: its test figures next to the class copula's and the Laplace
+    mechanism's (λ 0.1) behind the same guard, on the same targets and seed."""
+    import numpy as np
+
+    from anomigan.anonymizers import AnomiGANAnonymizer, ClassCopula, Guarded, LaplaceDP
+    from anomigan.card import encoder_card
+    from anomigan.evaluation import evaluate
+
+    guard = (target.predict, anonymizer.max_resample)
+    references = {
+        "class_copula + guard": Guarded(
+            ClassCopula.fit(data.x_train, target.predict, prep.codec.model_blocks()), *guard
+        ),
+        "laplace λ 0.1 + guard": Guarded(LaplaceDP(0.1), *guard),
+    }
+    measured = {
+        k: evaluate(a, data, target.predict_proba, n_records, seed=seed, throughput_rows=0)
+        for k, a in references.items()
+    }
+    x = np.tile(data.x_targets, (max(1, -(-n_records // len(data.x_targets))), 1))
+    first = AnomiGANAnonymizer(
+        anonymizer.trained,
+        noise_scale=anonymizer.noise_scale,
+        n_noisy_layers=anonymizer.n_noisy_layers,
+    ).anonymize(x, seed=seed)
+    redraw = float(np.mean(target.predict(first) != target.predict(x)))
+    tracking.log_metrics({"guard_redraw_rate": redraw})
+    return encoder_card(name, prep.dataset.name, split_tags(prep), digests, params, figures,
+                        measured, redraw, command)  # fmt: skip
 
 
 def tune_job(
     dataset: str = "breast",
     label: str | None = None,
     split_seed: int = 0,
-    test_size: float = 0.1,
+    test_size: float = TEST_SIZE,
     **tune_options,
 ) -> dict:
     """Tune AnomiGAN with Optuna (one parent run, one nested run per trial) and apply the
@@ -311,23 +420,30 @@ def evaluate_job(
     dataset: str = "breast",
     label: str | None = None,
     split_seed: int = 0,
-    test_size: float = 0.1,
+    test_size: float = TEST_SIZE,
     quick: bool = False,
     known_columns: list[str] | None = None,
     sensitive_column: str | None = None,
     **sweep_overrides,
 ) -> dict:
-    """The privacy-utility evaluation: one parent run, a nested run per setting (AnomiGAN's δ
-    and λe sweeps, the Laplace mechanism's λ sweep, identity and class prototype); Tables 1-2,
-    figures and report.md as artifacts of the parent."""
+    """The privacy-utility evaluation on `n_seeds` splits: one parent run, a nested run per
+    setting (AnomiGAN's defaults, ablations, δ and λe sweeps; the Laplace mechanism with and
+    without the guard; the class copula, copula blends, identity and class prototype), each
+    with its figures as means over the splits; Tables 1-2, figures and report.md as artifacts
+    of the parent. The targets are the test split: choices come from `tune` on validation."""
     prep = prepare(dataset, label, split_seed, test_size)  # validate before anything is logged
     import json
 
-    from anomigan.evaluation import SweepConfig, run_sweeps
+    from anomigan.evaluation import Split, SweepConfig, run_sweeps
     from anomigan.report import write_report
 
     overrides = {k: v for k, v in sweep_overrides.items() if v is not None}
     config = SweepConfig.quick_mode(**overrides) if quick else SweepConfig(**overrides)
+    if config.n_seeds < 1:
+        raise ValueError("n_seeds must be >= 1")
+    preps = [prep] + [
+        prepare(dataset, label, split_seed + i, test_size) for i in range(1, config.n_seeds)
+    ]
     known_idx, sensitive_idx, known, sensitive = attribute_columns(
         prep.codec, prep.dataset.name, known_columns, sensitive_column
     )
@@ -336,11 +452,18 @@ def evaluate_job(
         tags={"anomigan_job": "evaluate", "anomigan_dataset": prep.dataset.name},
     ) as active:
         target, codec, target_uri = load_or_train_target(prep, label)
-        data = prep.eval_data(target, codec)
+        splits = [Split(prep.split_seed, prep.eval_data(target, codec), target,
+                        codec.model_blocks())]  # fmt: skip
+        for other in preps[1:]:  # the other splits' targets: trained here, not registered
+            t = train_split_target(other, target.config)
+            splits.append(Split(other.split_seed, other.eval_data(t, other.codec), t,
+                                other.codec.model_blocks()))  # fmt: skip
         tracking.log_params(prep.split_params())
+        prep.log_inputs()
         tracking.log_params(
             {
                 **config.params(),
+                "split_seeds": ",".join(str(p.split_seed) for p in preps),
                 "target_model": target_uri,
                 "attribute_known": ",".join(known),
                 "attribute_sensitive": sensitive,
@@ -367,10 +490,11 @@ def evaluate_job(
                     }
                 )
                 tracking.log_metrics(setting["metrics"])
+                prep.log_inputs()
             log.info("evaluated %s", setting["name"])
 
         start = time.perf_counter()
-        results = run_sweeps(data, target, config, None, (known_idx, sensitive_idx), log_setting)
+        results = run_sweeps(splits, config, None, (known_idx, sensitive_idx), log_setting)
         results.update(dataset=prep.dataset.name, run_id=active.info.run_id)
         evaluate_seconds = time.perf_counter() - start
         t2 = results["table2"]

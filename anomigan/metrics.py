@@ -86,3 +86,31 @@ def tstr_accuracy(
     clf = LogisticRegression(max_iter=2000, random_state=seed)
     clf.fit(np.asarray(x_anon_train), np.asarray(y_train))
     return float(clf.score(np.asarray(x_test), np.asarray(y_test)))
+
+
+def _score_columns(p: np.ndarray) -> np.ndarray:
+    """The scores per-record utility is judged on: the positive-class probability for two
+    classes, every class's probability for more."""
+    p = np.asarray(p, float)
+    return p[:, 1:] if p.shape[1] == 2 else p
+
+
+def score_rank_corr(p_orig: np.ndarray, p_anon: np.ndarray) -> float:
+    """Spearman correlation between the target's scores on originals and on their releases
+    (mean over classes beyond two): the per-record utility a class-level sampler cannot fake.
+    A constant side carries no ranking, so it counts as 0."""
+    from scipy.stats import spearmanr
+
+    a, b = _score_columns(p_orig), _score_columns(p_anon)
+    out = []
+    for j in range(a.shape[1]):
+        if np.ptp(a[:, j]) == 0 or np.ptp(b[:, j]) == 0:
+            out.append(0.0)
+        else:
+            out.append(float(spearmanr(a[:, j], b[:, j]).statistic))
+    return float(np.mean(out))
+
+
+def score_mae(p_orig: np.ndarray, p_anon: np.ndarray) -> float:
+    """Mean absolute difference of the target's scores on originals and releases."""
+    return float(np.mean(np.abs(_score_columns(p_orig) - _score_columns(p_anon))))

@@ -56,10 +56,11 @@ def pareto_front_figure(
     privacy_name: str,
     min_agreement: float,
     chosen: int | None = None,
+    references: Mapping[str, tuple[float, float]] | None = None,
 ) -> Figure:
     """Tuning trials: privacy figure (lower is better) against prediction agreement, coloured
     by corr_matrix_mad; the Pareto front ringed, the promotion bar dashed, the promoted trial a
-    star."""
+    star, the references (name -> (privacy, agreement)) as labelled crosses."""
     fig, ax = plt.subplots(figsize=(6, 4))
     x, y = np.asarray(privacy, float), np.asarray(agreement, float)
     c, front = np.asarray(corr_mad, float), np.asarray(on_front, bool)
@@ -82,6 +83,10 @@ def pareto_front_figure(
             )
     else:
         ax.text(0.5, 0.5, "no completed trial", ha="center", va="center", transform=ax.transAxes)
+    for i, (name, (rx, ry)) in enumerate((references or {}).items()):
+        ax.scatter([rx], [ry], marker="x", s=60, c="black", zorder=3,
+                   label="references (same guard)" if i == 0 else None)  # fmt: skip
+        ax.annotate(name, (rx, ry), fontsize=6, xytext=(3, 3), textcoords="offset points")
     ax.axhline(min_agreement, ls="--", c="grey", lw=1, label=f"min agreement {min_agreement}")
     ax.set_xlabel(f"{privacy_name} (lower is better)")
     ax.set_ylabel("prediction agreement")
@@ -93,7 +98,12 @@ def pareto_front_figure(
 
 METHOD_STYLE = {
     "anomigan": ("tab:blue", "o"),
+    "anomigan_guard_off": ("tab:cyan", "v"),
+    "anomigan_noise_off": ("navy", "^"),
     "laplace_dp": ("tab:red", "s"),
+    "laplace_dp_guard": ("tab:orange", "s"),
+    "class_copula": ("tab:purple", "*"),
+    "copula_blend": ("tab:pink", "P"),
     "identity": ("black", "X"),
     "class_prototype": ("tab:green", "D"),
 }

@@ -9,6 +9,7 @@ sentence is computed from the settings' metrics, and a loss for AnomiGAN is repo
 from __future__ import annotations
 
 import csv
+import itertools
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,38 +18,52 @@ import numpy as np
 
 # utility figures: True when higher is better
 UTILITY = {
-    "prediction_agreement": True,
-    "tstr_accuracy": True,
+    "score_rank_corr": True,
     "corr_matrix_mad": False,
+    "tstr_accuracy": True,
+    "prediction_agreement": True,
 }
-# utility figures a class prototype cannot fake (issue 7)
-HONEST_UTILITY = ("corr_matrix_mad", "tstr_accuracy")
-PRIVACY = (
+PRIVACY_AXIS = "reid_rate_worst"
+LINKAGE = (
     "reid_rate",
     "reid_rate_oracle",
+    "reid_rate_oracle_multi",
+    "reid_rate_score",
+    "reid_rate_score_features",
     "reid_rate_inversion",
-    "reid_rate_worst",
-    "ind_advantage",
-    "ind_advantage_same_class",
-    "ind_advantage_oracle",
 )
+PRIVACY = (PRIVACY_AXIS, *LINKAGE, "ind_advantage_same_class", "ind_advantage_oracle")
 TABLE_METRICS = (
     "prediction_agreement",
-    "anon_accuracy",
-    "anon_auc",
-    "correlation",
-    "tstr_accuracy",
+    "score_rank_corr",
+    "score_mae",
     "corr_matrix_mad",
-    "reid_rate",
-    "reid_rate_oracle",
-    "reid_rate_inversion",
-    "ind_advantage",
+    "tstr_accuracy",
+    "correlation",
+    PRIVACY_AXIS,
+    *LINKAGE,
     "ind_advantage_same_class",
-    "ind_advantage_oracle",
     "dcr_median",
     "attribute_inference_gain",
 )
+HEADLINE_METRICS = (
+    "prediction_agreement",
+    "score_rank_corr",
+    "score_mae",
+    "corr_matrix_mad",
+    "tstr_accuracy",
+    PRIVACY_AXIS,
+    "reid_rate_oracle",
+    "reid_rate_oracle_multi",
+    "reid_rate_score",
+    "reid_rate_inversion",
+)
+#: the references every AnomiGAN setting is judged against (the `anonymizer` param)
+REFERENCES = ("class_copula", "copula_blend", "laplace_dp_guard", "laplace_dp", "class_prototype")
 TIE = 0.005  # utility differences below this are called ties
+#: the dominance test: an AnomiGAN setting dominates a reference point when it links no more,
+#: keeps score_rank_corr no lower and corr_matrix_mad at most this much higher
+CORR_MAD_SLACK = 0.02
 
 
 def _fmt(v: object, digits: int = 3) -> str:
@@ -70,18 +85,6 @@ def _write_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence[object
         w.writerows(rows)
 
 
-def _with_worst(settings: Sequence[dict]) -> list[dict]:
-    """Adds reid_rate_worst: the best of the three linkage attacks, per setting."""
-    out = []
-    for s in settings:
-        m = dict(s["metrics"])
-        linked = [m[k] for k in ("reid_rate", "reid_rate_oracle", "reid_rate_inversion") if k in m]
-        if linked:
-            m["reid_rate_worst"] = max(linked)
-        out.append({**s, "metrics": m})
-    return out
-
-
 def _unique(settings: Sequence[dict]) -> list[dict]:
     """Drop repeats of the same measured setting (the base encoder sits in both sweeps)."""
     seen, out = set(), []
@@ -93,23 +96,52 @@ def _unique(settings: Sequence[dict]) -> list[dict]:
     return out
 
 
+def _kind(s: dict) -> str:
+    """Which anonymiser a setting is (the nested run's `anonymizer` param)."""
+    return s.get("anonymizer") or s["params"].get("anonymizer") or s["method"]
+
+
 def _label(s: dict) -> str:
+    kind = _kind(s)
     if s["method"] == "anomigan":
         p = s["params"]
-        return f"anomigan λe={p['lambda_e']:g} δ={p['inference_delta']:g}"
-    if s["method"] == "laplace_dp":
-        return f"dp λ={s['param']:g}"
-    return s["method"]
+        extra = {"anomigan_guard_off": ", guard off", "anomigan_noise_off": ", noise off"}
+        defaults = " (defaults)" if s.get("sweep") == "defaults" else ""
+        noise = p.get("inference_delta", p["delta"])
+        shown = noise != p["delta"] and kind not in extra
+        inference = f", inference δ={noise:g}" if shown else ""
+        return (
+            f"anomigan λe={p['lambda_e']:g} δ={p['delta']:g}{inference}"
+            f"{extra.get(kind, '')}{defaults}"
+        )
+    if kind == "laplace_dp":
+        return f"laplace λ={s['param']:g}"
+    if kind == "laplace_dp_guard":
+        return f"laplace λ={s['param']:g} + guard"
+    if kind == "copula_blend":
+        return f"copula_blend a={s['param']:g} + guard"
+    if kind in ("class_copula", "class_prototype"):
+        return f"{kind} + guard"
+    return kind
+
+
+def _ci(s: dict, k: str) -> str:
+    """A mean with its 95% interval over the splits."""
+    m = s["metrics"]
+    half = m.get(f"{k}_seed_ci95", float("nan"))
+    value = m.get(k, float("nan"))
+    return _fmt(value) if not math.isfinite(half) else f"{_fmt(value)} ± {_fmt(half)}"
 
 
 def compare(
     settings: Sequence[dict], privacy: str, utility: str, other: str
 ) -> list[tuple[dict, str, dict | None]]:
-    """For each AnomiGAN setting: the best `other` setting at least as private (privacy figure
-    <= AnomiGAN's) on `utility`, and whether AnomiGAN is better, worse, tied, or unmatched."""
+    """For each AnomiGAN setting: the best `other` setting (by `anonymizer`) at least as
+    private (privacy figure <= AnomiGAN's) on `utility`, and whether AnomiGAN is better, worse,
+    tied, or unmatched."""
     higher = UTILITY[utility]
-    mine = [s for s in settings if s["method"] == "anomigan"]
-    theirs = [s for s in settings if s["method"] == other]
+    mine = [s for s in settings if _kind(s) == "anomigan"]
+    theirs = [s for s in settings if _kind(s) == other]
     out = []
     for a in mine:
         pa = a["metrics"].get(privacy)
@@ -126,59 +158,75 @@ def compare(
     return out
 
 
-def _comparison_sentences(name: str, settings: list[dict]) -> list[str]:
+def dominates(a: dict, ref: dict, slack: float = CORR_MAD_SLACK) -> bool:
+    """`a` links no more than `ref`, keeps the target's score ranking no worse and the
+    correlation structure at most `slack` worse."""
+    ma, mr = a["metrics"], ref["metrics"]
+    return (
+        ma[PRIVACY_AXIS] <= mr[PRIVACY_AXIS]
+        and ma["score_rank_corr"] >= mr["score_rank_corr"]
+        and ma["corr_matrix_mad"] <= mr["corr_matrix_mad"] + slack
+    )
+
+
+def _best_at_equal_privacy(settings: list[dict], utility: str) -> dict[str, int]:
+    """For every setting's privacy level: which anonymiser has the best `utility` among the
+    settings at least as private. Counts wins per anonymiser."""
+    higher = UTILITY[utility]
+    wins: dict[str, int] = {}
+    for level in sorted({s["metrics"][PRIVACY_AXIS] for s in settings}):
+        ok = [
+            s
+            for s in settings
+            if s["metrics"][PRIVACY_AXIS] <= level and math.isfinite(s["metrics"][utility])
+        ]
+        if ok:
+            best = max(ok, key=lambda s: s["metrics"][utility] * (1 if higher else -1))
+            wins[_kind(best)] = wins.get(_kind(best), 0) + 1
+    return wins
+
+
+def verdict(name: str, settings: list[dict]) -> list[str]:
+    """The report's first words: who wins at equal `reid_rate_worst`, computed, not written."""
     lines = []
-    for privacy in ("reid_rate_worst", "ind_advantage_same_class", "reid_rate"):
-        for other, other_name in (
-            ("laplace_dp", "DP (Laplace)"),
-            ("class_prototype", "the prototype"),
-        ):
-            for utility in UTILITY:
-                res = compare(settings, privacy, utility, other)
-                if not res:
-                    continue
-                counts = {k: sum(r[1] == k for r in res) for k in ("better", "worse", "tie")}
-                unmatched = sum(r[1] == "unmatched" for r in res)
-                text = (
-                    f"- {name}, privacy judged by `{privacy}`, utility `{utility}`: AnomiGAN is "
-                    f"better than {other_name} at {counts['better']} of {len(res)} settings, "
-                    f"worse at {counts['worse']}, tied at {counts['tie']}"
-                )
-                if unmatched:
-                    text += f"; at {unmatched} no {other_name} setting was as private"
-                worse = [r for r in res if r[1] == "worse"]
-                if worse:
-                    a, _, b = max(
-                        worse,
-                        key=lambda r: abs(r[0]["metrics"][utility] - r[2]["metrics"][utility]),
-                    )
-                    text += (
-                        f". Largest loss: {_label(a)} ({utility} {_fmt(a['metrics'][utility])}, "
-                        f"{privacy} {_fmt(a['metrics'][privacy])}) against {_label(b)} "
-                        f"({_fmt(b['metrics'][utility])}, {_fmt(b['metrics'][privacy])})"
-                    )
-                lines.append(text + ".")
-    wins = []
-    for a in [s for s in settings if s["method"] == "anomigan"]:
-        for utility in HONEST_UTILITY:
-            verdicts = []
-            for other in ("laplace_dp", "class_prototype"):
-                r = [x for x in compare(settings, "reid_rate_worst", utility, other) if x[0] is a]
-                verdicts.append(r[0][1] if r else "unmatched")
-            if all(v in ("better", "unmatched") for v in verdicts) and "better" in verdicts:
-                wins.append(f"{_label(a)} on `{utility}`")
-    if wins:
-        lines.append(
-            f"- {name}: AnomiGAN wins by issue 7's criterion (beats DP and the prototype on a "
-            "utility figure the prototype cannot fake, at equal or better `reid_rate_worst`) "
-            f"at: {'; '.join(wins)}."
+    candidates = [s for s in settings if _kind(s) != "identity"]
+    for utility in UTILITY:
+        wins = _best_at_equal_privacy(candidates, utility)
+        if wins:
+            order = sorted(wins.items(), key=lambda kv: -kv[1])
+            lines.append(
+                f"- {name}, `{utility}` at equal `{PRIVACY_AXIS}`: best at "
+                + ", ".join(f"{n} of {sum(wins.values())} privacy levels: {k}" for k, n in order)
+                + "."
+            )
+    for other in REFERENCES:
+        for utility in ("score_rank_corr", "corr_matrix_mad"):
+            res = compare(settings, PRIVACY_AXIS, utility, other)
+            if not res or all(r[1] == "unmatched" for r in res):
+                continue
+            counts = {k: sum(r[1] == k for r in res) for k in ("better", "worse", "tie")}
+            unmatched = sum(r[1] == "unmatched" for r in res)
+            lines.append(
+                f"- {name}, AnomiGAN against {other} on `{utility}` at equal or lower "
+                f"`{PRIVACY_AXIS}`: better at {counts['better']} of {len(res)} settings, worse "
+                f"at {counts['worse']}, tied at {counts['tie']}"
+                + (f", no {other} setting as private at {unmatched}" if unmatched else "")
+                + "."
+            )
+    refs = [s for s in settings if _kind(s) in ("class_copula", "copula_blend", "laplace_dp_guard")]
+    mine = [s for s in settings if _kind(s) == "anomigan"]
+    beaten = [r for r in refs if any(dominates(a, r) for a in mine)]
+    lines.append(
+        f"- {name}, dominance (an AnomiGAN setting with `{PRIVACY_AXIS}` no higher, "
+        f"`score_rank_corr` no lower, `corr_matrix_mad` at most {CORR_MAD_SLACK} higher): "
+        f"{len(beaten)} of {len(refs)} guarded reference points are dominated"
+        + (": " + "; ".join(_label(r) for r in beaten) if beaten else "")
+        + (
+            ". Not dominated: " + "; ".join(_label(r) for r in refs if r not in beaten) + "."
+            if len(beaten) < len(refs)
+            else "."
         )
-    else:
-        lines.append(
-            f"- {name}: AnomiGAN wins by issue 7's criterion (beats DP and the prototype on "
-            "`corr_matrix_mad` or `tstr_accuracy` at equal or better `reid_rate_worst`) at no "
-            "measured setting."
-        )
+    )
     return lines
 
 
@@ -192,8 +240,11 @@ def _sweep(settings: list[dict], method: str, sweep: str) -> list[dict]:
 def _paper_claims(name: str, settings: list[dict], table1: list[dict]) -> list[str]:
     lines = []
     delta = _sweep(settings, "anomigan", "delta")
-    dp = _sweep(settings, "laplace_dp", "dp")
-    for metric in ("anon_accuracy", "anon_auc", "correlation"):
+    for metric, (dp_sweep, dp_name) in itertools.product(
+        ("anon_accuracy", "anon_auc", "correlation"),
+        (("dp_guard", "DP with the same guard"), ("dp", "DP without a guard, as in the paper")),
+    ):
+        dp = _sweep(settings, "laplace_dp", dp_sweep)
         if len(delta) >= 2 and len(dp) >= 2:
             a0, a1 = delta[0]["metrics"][metric], delta[-1]["metrics"][metric]
             d0, d1 = dp[0]["metrics"][metric], dp[-1]["metrics"][metric]
@@ -201,7 +252,8 @@ def _paper_claims(name: str, settings: list[dict], table1: list[dict]) -> list[s
             lines.append(
                 f"- {name}: `{metric}` goes from {_fmt(a0)} to {_fmt(a1)} for AnomiGAN as δ rises "
                 f"from {delta[0]['param']:g} to {delta[-1]['param']:g}, and from {_fmt(d0)} to "
-                f"{_fmt(d1)} for DP as λ rises from {dp[0]['param']:g} to {dp[-1]['param']:g}: "
+                f"{_fmt(d1)} for {dp_name} as λ rises from {dp[0]['param']:g} to "
+                f"{dp[-1]['param']:g}: "
                 + (
                     "AnomiGAN loses less than DP"
                     if keeps
@@ -224,60 +276,6 @@ def _paper_claims(name: str, settings: list[dict], table1: list[dict]) -> list[s
             f"{_fmt(table1[0]['accuracy'])})."
         )
     return lines
-
-
-def _goals(name: str, settings: list[dict], baseline: float) -> tuple[str, list[str]]:
-    """Issue 7's privacy targets for AnomiGAN settings with prediction_agreement >= 0.95."""
-    proto = next((s for s in settings if s["method"] == "class_prototype"), None)
-    dp = _sweep(settings, "laplace_dp", "dp")
-    mad_limit = min(
-        [s["metrics"]["corr_matrix_mad"] for s in [proto, dp[0] if dp else None] if s is not None]
-        or [math.inf]
-    )
-    targets = {
-        "reid_rate": 2 * baseline,
-        "reid_rate_oracle": 2 * baseline,
-        "reid_rate_inversion": 2 * baseline,
-        "ind_advantage_same_class": 0.05,
-        "ind_advantage_oracle": 0.05,
-        "corr_matrix_mad": mad_limit,
-    }
-    ok_settings = [
-        s
-        for s in settings
-        if s["method"] == "anomigan" and s["metrics"]["prediction_agreement"] >= 0.95
-    ]
-    header = ["setting", "agreement", *targets]
-    rows = []
-    for s in ok_settings:
-        m = s["metrics"]
-        rows.append(
-            [_label(s), m["prediction_agreement"]]
-            + [f"{_fmt(m[k])} {'ok' if m[k] <= v else 'MISS'}" for k, v in targets.items()]
-        )
-    limits = ", ".join(f"`{k}` <= {_fmt(v)}" for k, v in targets.items())
-    lines = [f"Targets ({name}, 1/N = {_fmt(baseline, 4)}): {limits}."]
-    if not ok_settings:
-        lines.append(f"- {name}: no AnomiGAN setting reached prediction_agreement >= 0.95.")
-    for k, v in targets.items():
-        met = [s for s in ok_settings if s["metrics"][k] <= v]
-        if ok_settings and not met:
-            closest = min(ok_settings, key=lambda s: s["metrics"][k])
-            moves = []
-            for sweep, knob in (("delta", "δ"), ("lambda_e", "λe")):
-                sw = _sweep(settings, "anomigan", sweep)
-                if len(sw) >= 2:
-                    moves.append(
-                        f"{knob} {sw[0]['param']:g}->{sw[-1]['param']:g} moves it "
-                        f"{_fmt(sw[0]['metrics'][k])}->{_fmt(sw[-1]['metrics'][k])}"
-                    )
-            lines.append(
-                f"- {name}: `{k}` target {_fmt(v)} missed by every setting with agreement >= "
-                f"0.95; closest {_fmt(closest['metrics'][k])} ({_label(closest)}); "
-                + "; ".join(moves)
-                + "."
-            )
-    return _md_table(header, rows), lines
 
 
 def _inversion(name: str, settings: list[dict]) -> tuple[str, list[str]]:
@@ -327,62 +325,74 @@ def write_report(results: Sequence[dict], out_dir: str | Path) -> Path:
     md: list[str] = [
         "# AnomiGAN privacy-utility evaluation",
         "",
-        "Every number below was measured by the `evaluate` job on a fixed test split; every "
-        "sentence is generated from those numbers. AnomiGAN's output is *not* differentially "
-        "private: only the Laplace baseline carries an ε. Privacy figures are attack success "
-        "rates (lower = more private); `reid_rate_worst` is the best of the nearest-record, "
-        "re-anonymising (oracle) and inversion linkage attacks. Comparisons at equal privacy "
-        "use point estimates; differences in utility below "
-        f"{TIE} are called ties.",
+        "Every number below was measured by the `evaluate` job on the test split and averaged "
+        "over several splits (± is the 95% interval over them); every sentence is generated "
+        "from those numbers. AnomiGAN's output is *not* differentially private, and neither is "
+        "the Laplace mechanism's once the prediction guard re-draws it: only the unguarded "
+        f"Laplace baseline carries an ε. Privacy figures are attack success rates (lower = more "
+        f"private); `{PRIVACY_AXIS}` is the most any linkage attack links (nearest record, "
+        "re-anonymising oracle with one draw and with the mean of several, the target's score, "
+        "score and features, inversion). Comparisons at equal privacy use the means; utility "
+        f"differences below {TIE} are called ties.",
         "",
     ]
     table2_rows = []
     for res in results:
         name = res.get("dataset", "data")
-        settings = _with_worst(res["settings"])
+        settings = list(res["settings"])
         uniq = _unique(settings)
         baseline = res["random_baseline"]
+        k = res.get("n_classes", 2)
         md += [f"## {name}", ""]
         cfg = res.get("config", {})
+        seeds = res.get("split_seeds", [])
         md.append(
-            f"{res['n_train']} training and {res['n_test']} test records, {res['n_features']} "
-            f"model features; random re-identification baseline 1/N = {_fmt(baseline, 4)}; "
-            f"{cfg.get('n_records', '?')} anonymised test records and {cfg.get('n_games', '?')} "
-            f"games per setting; quick mode: {cfg.get('quick', False)}; δ sweep "
+            f"{res['n_train']} training, {res.get('n_val', 0)} validation and {res['n_test']} "
+            f"test records, {res['n_features']} model features, split seeds "
+            f"{', '.join(map(str, seeds)) or '?'}; random re-identification baseline "
+            f"1/N = {_fmt(baseline, 4)}, and {_fmt(k * baseline, 4)} for an adversary who "
+            f"knows the predicted class; {cfg.get('n_records', '?')} anonymised test records "
+            f"and {cfg.get('n_games', '?')} games per setting; quick mode: "
+            f"{cfg.get('quick', False)}; δ sweep "
             + (
                 "retrains the encoder per δ."
                 if cfg.get("retrain_delta")
                 else "varies the inference noise of the encoder trained at the base δ."
             )
             + (
-                f" AnomiGAN settings use the served prediction guard (up to "
+                f" Every anonymiser but the unguarded Laplace runs, identity and AnomiGAN's "
+                f"guard-off ablation, releases through the same prediction guard (up to "
                 f"{cfg['max_resample']} re-draws when the target's class would change); "
                 "Table 1 runs without it."
                 if cfg.get("max_resample")
-                else " AnomiGAN settings run without the prediction guard."
+                else " No anonymiser runs with the prediction guard."
             )
         )
         md.append("")
+        md += ["### Verdict", ""] + verdict(name, uniq) + [""]
 
-        header = ["setting", *TABLE_METRICS]
-        rows = [
-            [_label(s)] + [s["metrics"].get(k, float("nan")) for k in TABLE_METRICS] for s in uniq
-        ]
+        head = [s for s in uniq if s.get("sweep") not in ("delta", "lambda_e", "dp", "dp_guard")]
+        head += [s for s in uniq if s.get("sweep") in ("dp", "dp_guard") and s["param"] == min(
+            x["param"] for x in uniq if x.get("sweep") in ("dp", "dp_guard"))]  # fmt: skip
+        header = ["anonymiser", *HEADLINE_METRICS]
+        rows = [[_label(s)] + [_ci(s, m) for m in HEADLINE_METRICS] for s in head]
+        md += ["### Headline: means over the splits", "", _md_table(header, rows), ""]
+
+        metric_names = sorted(settings[0]["metrics"])
         _write_csv(
             out / "tables" / f"{name}_settings.csv",
-            ["setting", "method", "sweep", "param", *sorted(settings[0]["metrics"])],
+            ["setting", "anonymizer", "method", "sweep", "param", *metric_names],
             [
-                [
-                    s["name"],
-                    s["method"],
-                    s["sweep"],
-                    s["param"],
-                    *[s["metrics"].get(k, "") for k in sorted(settings[0]["metrics"])],
-                ]
+                [s["name"], _kind(s), s["method"], s["sweep"], s["param"]]
+                + [s["metrics"].get(m, "") for m in metric_names]
                 for s in settings
             ],
         )
-        md += ["### Settings", "", _md_table(header, rows), ""]
+        header = ["setting", *TABLE_METRICS]
+        rows = [
+            [_label(s)] + [s["metrics"].get(m, float("nan")) for m in TABLE_METRICS] for s in uniq
+        ]
+        md += ["### Every setting (means over the splits)", "", _md_table(header, rows), ""]
 
         leak = settings[0]["metrics"].get("class_leak_bound")
         if leak is not None:
@@ -393,18 +403,12 @@ def write_report(results: Sequence[dict], out_dir: str | Path) -> Path:
                 f"{_fmt(m0['class_leak_bound_ci_high'])}]. Any release that keeps the prediction "
                 "can be distinguished at least this well in the paper's game, so its perfect-"
                 "security definition (advantage 0) cannot hold for a prediction-keeping release; "
-                "`ind_advantage_same_class` measures what the encoder hides beyond the class."
+                "`ind_advantage_same_class` measures what an anonymiser hides beyond the class."
             )
             md.append("")
 
-        md += ["### Comparisons at equal measured privacy", ""]
-        md += _comparison_sentences(name, uniq) + [""]
         md += ["### The paper's claims", ""]
         md += _paper_claims(name, settings, res["table1"]) + [""]
-
-        goals_table, goal_lines = _goals(name, uniq, baseline)
-        md += ["### Privacy targets at prediction_agreement >= 0.95 (issue 7)", "", goals_table, ""]
-        md += goal_lines + [""]
 
         inv_table, inv_lines = _inversion(name, uniq)
         md += ["### Inversion adversary by model capacity", "", inv_table, ""] + inv_lines + [""]
@@ -435,7 +439,8 @@ def write_report(results: Sequence[dict], out_dir: str | Path) -> Path:
 
         # figures
         figs: list[tuple[str, str]] = []
-        delta, dp = _sweep(settings, "anomigan", "delta"), _sweep(settings, "laplace_dp", "dp")
+        delta = _sweep(settings, "anomigan", "delta")
+        dp = _sweep(settings, "laplace_dp", "dp_guard")
         lam = _sweep(settings, "anomigan", "lambda_e")
 
         def series(ss: list[dict]) -> tuple[list[float], dict[str, list[float]]]:
@@ -444,13 +449,13 @@ def write_report(results: Sequence[dict], out_dir: str | Path) -> Path:
 
         if delta or dp:
             fig = plots.privacy_parameter_figure(
-                {"anomigan (δ)": series(delta), "laplace_dp (λ)": series(dp)},
+                {"anomigan (δ)": series(delta), "laplace_dp + guard (λ)": series(dp)},
                 title=f"{name}: AnomiGAN (δ, λe={cfg.get('base_lambda_e', 0.5)}) vs DP (λ)",
             )
             figs.append((f"{name}_fig5_6_privacy_parameter.png", fig))
         if lam:
             fig = plots.privacy_parameter_figure(
-                {"anomigan (λe)": series(lam), "laplace_dp (λ)": series(dp)},
+                {"anomigan (λe)": series(lam), "laplace_dp + guard (λ)": series(dp)},
                 xlabel="λe for AnomiGAN, λ for DP",
                 title=f"{name}: AnomiGAN (λe, δ={cfg.get('base_delta', 0.3)}) vs DP (λ)",
             )
@@ -460,9 +465,7 @@ def write_report(results: Sequence[dict], out_dir: str | Path) -> Path:
             np.array(res["corr_original"], dtype=float), heat, f"{name}: feature correlations"
         )
         figs.append((f"{name}_fig7_correlation_heatmaps.png", fig))
-        points = [
-            {"method": s["method"], "label": _label(s), "metrics": s["metrics"]} for s in uniq
-        ]
+        points = [{"method": _kind(s), "label": _label(s), "metrics": s["metrics"]} for s in uniq]
         for privacy in PRIVACY:
             is_game = privacy.startswith("ind_")
             fig = plots.frontier_figure(

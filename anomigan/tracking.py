@@ -227,3 +227,36 @@ def champion_version(name: str) -> str | None:
         return str(MlflowClient().get_model_version_by_alias(name, CHAMPION).version)
     except MlflowException:
         return None
+
+
+#: the MLflow input context of each split
+SPLIT_CONTEXTS = {"train": "training", "val": "validation", "test": "test"}
+
+
+def log_splits(name: str, splits: Mapping[str, Any], label: str) -> dict[str, str]:
+    """Log each split as an MLflow dataset input (name, digest, schema, row count, context), so
+    the UI's Dataset column shows what a run saw. Only the digest and the schema reach the
+    store: `mlflow.data.from_pandas` keeps the frame in memory, `log_input` writes metadata.
+
+    `splits` maps "train" / "val" / "test" to `anomigan.data.Dataset` objects; returns each
+    split's digest."""
+    import pandas as pd
+
+    digests = {}
+    for key, ds in splits.items():
+        frame = pd.concat([ds.features, ds.labels.rename(label)], axis=1)
+        dataset = mlflow.data.from_pandas(frame, name=f"{name}-{key}", targets=label)
+        mlflow.log_input(dataset, context=SPLIT_CONTEXTS[key])
+        digests[key] = dataset.digest
+    return digests
+
+
+def log_text(text: str, artifact_file: str) -> str:
+    """Log a text artifact of the active run; returns its artifact URI."""
+    mlflow.log_text(text, artifact_file)
+    return mlflow.get_artifact_uri(artifact_file)
+
+
+def describe_version(name: str, version: str | int, text: str) -> None:
+    """The registry page's description of a model version (e.g. its model card)."""
+    MlflowClient().update_model_version(name, str(version), description=text)

@@ -1,9 +1,14 @@
 """Tuning AnomiGAN with Optuna: one study, one MLflow run per trial, one promotion policy.
 
 The study is multi-objective: maximise `prediction_agreement`, minimise a privacy figure of
-`anomigan.evaluation.evaluate` (default `reid_rate_oracle`; the nearest-record `reid_rate` is a
-bad target, a deterministic scramble drives it to 0 while a re-running adversary links nearly
-every record) and minimise `corr_matrix_mad`.
+`anomigan.evaluation.evaluate` (default `reid_rate_worst`, the most any linkage attack links; a
+single attack is a bad target: a deterministic scramble drives the nearest-record `reid_rate` to
+0 while a re-running adversary links nearly every record) and minimise `corr_matrix_mad`. Every
+trial is measured on the validation split, carved from the training split; the test split is
+only reported, for the promoted trial.
+
+The promotion bars are relative to a reference measured on the same validation split unless
+set: `corr_matrix_mad` no worse than the Laplace mechanism at λ 0.1 behind the same guard.
 
 Pruning. Optuna's `Trial.report` / `should_prune` raise NotImplementedError for multi-objective
 studies (still so in Optuna 5.0), so pruners cannot be used. Instead every trial checks its own
@@ -45,12 +50,16 @@ import optuna
 from optuna.trial import TrialState
 
 from anomigan import tracking
+from anomigan.anonymizers import MAX_RESAMPLE
+from anomigan.data import TEST_SIZE
 
 log = logging.getLogger("anomigan.tuning")
 
 AGREEMENT = "prediction_agreement"
 CORR_MAD = "corr_matrix_mad"
-DEFAULT_PRIVACY = "reid_rate_oracle"
+DEFAULT_PRIVACY = "reid_rate_worst"
+#: the reference whose validation corr_matrix_mad is the default promotion bar
+BAR_REFERENCE_LAMBDA = 0.1
 #: corr_matrix_mad is NaN when a released feature is constant; scored as its worst value.
 CORR_MAD_WORST = 2.0
 BATCH_SIZES = (10, 16, 32, 64)
@@ -69,14 +78,14 @@ class TuneSettings:
     dataset: str = "breast"
     label: str | None = None
     split_seed: int = 0
-    test_size: float = 0.1
+    test_size: float = TEST_SIZE
     n_trials: int = 40
     n_workers: int = 1
     storage: str | None = None
     study_name: str | None = None
     privacy_objective: str = DEFAULT_PRIVACY
     min_agreement: float = 0.95
-    max_corr_mad: float = 0.15
+    max_corr_mad: float | None = None  # None: the guarded Laplace λ 0.1's, on validation
     min_steps: int = 1000
     max_steps: int = 6000
     n_records: int = 1000
@@ -84,7 +93,7 @@ class TuneSettings:
     prune_after: float = 0.5
     seed: int = 0
     promote: bool = True
-    max_resample: int = 10  # the prediction guard, as in `train` (0 turns it off)
+    max_resample: int = MAX_RESAMPLE  # the prediction guard, as in `train` (0 turns it off)
 
     def validate(self) -> None:
         """Bad settings fail before anything is created or logged, naming the parameter."""
@@ -93,7 +102,7 @@ class TuneSettings:
             (self.n_workers >= 1, "n_workers must be >= 1"),
             (1 <= self.min_steps <= self.max_steps, "need 1 <= min_steps <= max_steps"),
             (math.isfinite(self.min_agreement), "min_agreement must be a number"),
-            (self.max_corr_mad >= 0.0, "max_corr_mad must be >= 0"),
+            (self.max_corr_mad is None or self.max_corr_mad >= 0.0, "max_corr_mad must be >= 0"),
             (0.0 <= self.prune_after <= 1.0, "prune_after must be in [0, 1]"),
             (self.n_records >= 1, "n_records must be >= 1"),
             (self.max_resample >= 0, "max_resample must be >= 0"),
@@ -219,6 +228,7 @@ class TrialContext:
     parent_run_id: str
     target_uri: str
     extended: bool = False  # the privacy objective is one of evaluate's strong attacks
+    prep: Any = None  # anomigan.jobs.Prepared: its splits are logged as each trial's inputs
 
 
 def objective_values(metrics: dict[str, float], privacy: str) -> list[float] | None:
@@ -241,13 +251,19 @@ def run_trial(trial: optuna.Trial, ctx: TrialContext) -> list[float] | None:
 
     s = ctx.settings
     config = suggest_config(trial, s)
-    tags = {"optuna_study": ctx.study_name, "optuna_trial_number": str(trial.number)}
+    tags = {
+        "optuna_study": ctx.study_name,
+        "optuna_trial_number": str(trial.number),
+        "eval_split": "validation",
+    }
     if not _active_run():
         tags["mlflow.parentRunId"] = ctx.parent_run_id  # a worker process: nest explicitly
     pruned: optuna.TrialPruned | None = None
     values: list[float] | None = None
     with tracking.run(f"trial-{trial.number}", tags=tags) as active:
         trial.set_user_attr("mlflow_run_id", active.info.run_id)
+        if ctx.prep is not None:
+            ctx.prep.log_inputs()
         tracking.log_params(
             {
                 **asdict(config),
@@ -279,7 +295,7 @@ def run_trial(trial: optuna.Trial, ctx: TrialContext) -> list[float] | None:
             train_seconds = time.perf_counter() - start
             metrics = evaluate(
                 AnomiGANAnonymizer(trained, ctx.target.predict, s.max_resample),
-                ctx.data,
+                ctx.data.on("validation"),
                 ctx.target.predict_proba,
                 s.n_records,
                 seed=config.seed,
@@ -400,7 +416,7 @@ def load_context(
     target = TrainedTarget.load(folder)
     codec = RecordCodec.load(folder / "codec.json")
     data = prep.eval_data(target, codec)
-    return TrialContext(s, study_name, data, target, parent_run_id, target_uri, extended)
+    return TrialContext(s, study_name, data, target, parent_run_id, target_uri, extended, prep)
 
 
 def _worker_main(payload: WorkerPayload, index: int, lock: Any, parent_pid: int) -> None:
@@ -612,8 +628,14 @@ def choose_champion(
     )
 
 
-def log_results(rows: list[dict[str, Any]], s: TuneSettings, chosen: int | None) -> None:
-    """The Pareto front as a CSV and a plot, every trial as a CSV (artifacts under pareto/)."""
+def log_results(
+    rows: list[dict[str, Any]],
+    s: TuneSettings,
+    chosen: int | None,
+    references: list[dict[str, Any]] | None = None,
+) -> None:
+    """The Pareto front as a CSV and a plot, every trial as a CSV, the references measured on
+    the same validation split as a CSV and on the plot (artifacts under pareto/)."""
     import pandas as pd
 
     from anomigan.plots import pareto_front_figure
@@ -623,6 +645,8 @@ def log_results(rows: list[dict[str, Any]], s: TuneSettings, chosen: int | None)
         frame.to_csv(Path(tmp) / "trials.csv", index=False)
         front = frame[frame["pareto"]] if len(frame) else frame
         front.to_csv(Path(tmp) / "pareto.csv", index=False)
+        if references:
+            pd.DataFrame(references).to_csv(Path(tmp) / "references.csv", index=False)
         tracking.log_dir(tmp, "pareto")
     done = [r for r in rows if r["state"] == "COMPLETE"]
     fig = pareto_front_figure(
@@ -633,17 +657,53 @@ def log_results(rows: list[dict[str, Any]], s: TuneSettings, chosen: int | None)
         privacy_name=s.privacy_objective,
         min_agreement=s.min_agreement,
         chosen=next((i for i, r in enumerate(done) if r["trial_number"] == chosen), None),
+        references={
+            r["reference"]: (r[s.privacy_objective], r[AGREEMENT]) for r in references or []
+        },
     )
     tracking.log_figure(fig, "pareto/pareto_front.png")
 
 
+#: the references every study is compared with, measured like a trial: (name, anonymiser kind,
+#: parameter)
+REFERENCES = (
+    ("class_copula", "class_copula", None),
+    ("copula_blend_0.2", "copula_blend", 0.2),
+    ("copula_blend_0.4", "copula_blend", 0.4),
+    (f"laplace_{BAR_REFERENCE_LAMBDA:g}_guard", "laplace_dp", BAR_REFERENCE_LAMBDA),
+)
+
+
+def reference_rows(data, target, codec, s: TuneSettings) -> list[dict[str, Any]]:
+    """The references behind the same prediction guard, evaluated on the validation split with
+    the trials' protocol: what a trial must beat to be worth promoting."""
+    from anomigan.anonymizers import ClassCopula, CopulaBlend, Guarded, LaplaceDP
+    from anomigan.evaluation import evaluate
+
+    copula = ClassCopula.fit(data.x_train, target.predict, codec.model_blocks())
+    build = {
+        "class_copula": lambda _: copula,
+        "copula_blend": lambda a: CopulaBlend(copula, a),
+        "laplace_dp": LaplaceDP,
+    }
+    rows = []
+    for name, kind, param in REFERENCES:
+        anonymizer = Guarded(build[kind](param), target.predict, s.max_resample)
+        figures = evaluate(anonymizer, data.on("validation"), target.predict_proba,
+                           s.n_records, seed=s.seed, throughput_rows=0)  # fmt: skip
+        keys = (AGREEMENT, s.privacy_objective, CORR_MAD)
+        rows.append({"reference": name, **{k: figures[k] for k in keys}})
+    return rows
+
+
 def _promote(
     best: dict[str, Any], ctx: TrialContext, codec, prep, study_name: str, parent_run_id: str
-) -> str:
+) -> tuple[str, Any]:
     """Register the chosen trial's saved encoder (retrained when its artifact is gone) as a new
     version of anomigan-encoder-<dataset> and give it the champion alias."""
     from anomigan.anonymizers import AnomiGANAnonymizer
     from anomigan.gan import GANConfig, TrainedEncoder, train_anomigan
+    from anomigan.jobs import split_tags
     from anomigan.serving import log_encoder_model
 
     try:
@@ -674,13 +734,13 @@ def _promote(
             "optuna_trial_number": str(best["trial_number"]),
             "trial_run_id": best["mlflow_run_id"],
             "privacy_objective": ctx.settings.privacy_objective,
-            "split_seed": str(prep.split_seed),
+            **split_tags(prep),
             "target_model": ctx.target_uri,
             "source": source,
         },
     )
     tracking.set_champion(name, version)
-    return version
+    return version, anonymizer
 
 
 # ----------------------------------------------------------------------------- the job
@@ -688,7 +748,9 @@ def _promote(
 
 def tune(s: TuneSettings) -> dict[str, Any]:
     """Run (or resume) the study, log its Pareto front, apply the promotion policy."""
-    from anomigan.jobs import load_or_train_target, prepare
+    from anomigan.card import description
+    from anomigan.evaluation import evaluate
+    from anomigan.jobs import load_or_train_target, model_card, prepare
 
     s.validate()
     prep = prepare(s.dataset, s.label, s.split_seed, s.test_size)  # validate data first
@@ -704,6 +766,7 @@ def tune(s: TuneSettings) -> dict[str, Any]:
         study.set_user_attr(f"tune_run:{parent_id}", {"host": HOST, "pid": os.getpid()})
         target, codec, target_uri = load_or_train_target(prep, s.label)
         tracking.log_params(prep.split_params())
+        digests = prep.log_inputs()
         settings = {k: v for k, v in asdict(s).items() if k not in ("dataset", "label", "storage")}
         tracking.log_params(
             {
@@ -714,7 +777,17 @@ def tune(s: TuneSettings) -> dict[str, Any]:
             }
         )
         data = prep.eval_data(target, codec)
-        ctx = TrialContext(s, study_name, data, target, parent_id, target_uri, extended)
+        references = reference_rows(data, target, codec, s)
+        for ref in references:
+            tracking.log_metrics({f"ref_{ref['reference']}_{k}": v for k, v in ref.items()
+                                  if k != "reference"})  # fmt: skip
+        corr_bar = s.max_corr_mad
+        if corr_bar is None:  # the guarded Laplace λ 0.1's, measured above
+            corr_bar = references[-1][CORR_MAD]
+            log.info("promotion bar: corr_matrix_mad <= %.3f (guarded Laplace λ %g on "
+                     "validation)", corr_bar, BAR_REFERENCE_LAMBDA)  # fmt: skip
+        tracking.log_metrics({"bar_corr_matrix_mad": corr_bar})
+        ctx = TrialContext(s, study_name, data, target, parent_id, target_uri, extended, prep)
         remaining = s.n_trials - _claimed(study)
         log.info(
             "study %s: %d of %d trials finished, %d to run",
@@ -760,7 +833,7 @@ def tune(s: TuneSettings) -> dict[str, Any]:
                 "tune_seconds": tune_seconds,
             }
         )
-        best, reason = choose_champion(rows, s.privacy_objective, s.min_agreement, s.max_corr_mad)
+        best, reason = choose_champion(rows, s.privacy_objective, s.min_agreement, corr_bar)
         result: dict[str, Any] = {
             "run_id": parent_id,
             "study_name": study_name,
@@ -771,14 +844,28 @@ def tune(s: TuneSettings) -> dict[str, Any]:
             "tune_seconds": tune_seconds,
         }
         tracking.set_tags({"optuna_pareto_trials": result["pareto_trials"] or "none"})
-        log_results(rows, s, best["trial_number"] if best else None)
+        log_results(rows, s, best["trial_number"] if best else None, references)
         if best is None:
             status = "none"
         elif not s.promote:
             status, reason = "skipped", f"promotion disabled (would promote: {reason})"
         else:
-            version = _promote(best, ctx, codec, prep, study_name, parent_id)
+            version, champion = _promote(best, ctx, codec, prep, study_name, parent_id)
             status = "promoted"
+            # chosen on validation; the test split is only reported, here
+            test = evaluate(champion, data.on("test"), target.predict_proba, s.n_records,
+                            seed=s.seed, throughput_rows=0)  # fmt: skip
+            tracking.log_metrics({f"champion_test_{k}": v for k, v in test.items()})
+            params = {k[6:]: v for k, v in best.items() if k.startswith("param_")}
+            command = (
+                f"anomigan tune --dataset {prep.spec} --split-seed {prep.split_seed} "
+                f"--study-name {study_name} --storage {describe_storage(storage_spec)}"
+            )
+            name = tracking.encoder_model_name(prep.dataset.name)
+            card = model_card(name, prep, digests, params, champion, data.on("test"), target,
+                              test, s.seed, s.n_records, command)  # fmt: skip
+            uri = tracking.log_text(card, "model_card.md")
+            tracking.describe_version(name, version, description(card, uri))
             result.update(
                 model_name=tracking.encoder_model_name(prep.dataset.name),
                 version=version,

@@ -8,9 +8,14 @@ import pytest
 from anomigan.anonymizers import (
     AnomiGANAnonymizer,
     Anonymizer,
+    ClassCopula,
     ClassPrototype,
+    CopulaBlend,
+    Guarded,
     Identity,
     LaplaceDP,
+    guard_release,
+    is_guarded,
 )
 from anomigan.gan import GANConfig, TrainedEncoder
 from anomigan.networks import build_encoder
@@ -31,6 +36,9 @@ def test_every_anonymizer_follows_the_protocol():
         LaplaceDP(0.3),
         ClassPrototype.fit(X, first_feature_class),
         AnomiGANAnonymizer(untrained, first_feature_class),
+        ClassCopula.fit(X, first_feature_class),
+        CopulaBlend(ClassCopula.fit(X, first_feature_class), 0.4),
+        Guarded(LaplaceDP(0.3), first_feature_class),
     ):
         assert isinstance(anon, Anonymizer)
         out = anon.anonymize(X[:50], seed=1)
@@ -103,3 +111,84 @@ def test_prediction_guard_draws_each_record_at_most_max_resample_more_times():
     out = anon.anonymize(x, seed=0)
     assert rows == [len(x), 7, 14, 28, 21]
     assert out.shape == x.shape and np.all((out > 0) & (out < 1))
+
+
+# ------------------------------------------------------------------ references and the guard
+
+
+def _mixed_blocks() -> tuple[np.ndarray, list[tuple[int, int, bool]]]:
+    """Records with 3 numeric columns, a binary category and a 3-level one-hot block."""
+    rng = np.random.default_rng(1)
+    num = rng.uniform(size=(600, 3))
+    num[:, 1] = 0.7 * num[:, 0] + 0.3 * rng.uniform(size=600)  # a correlated pair
+    binary = (rng.uniform(size=600) < 0.3).astype(float)[:, None]
+    onehot = np.eye(3)[rng.integers(0, 3, 600)]
+    x = np.concatenate([num, binary, onehot], axis=1).astype(np.float32)
+    return x, [(0, 1, False), (1, 1, False), (2, 1, False), (3, 1, True), (4, 3, True)]
+
+
+def test_class_copula_draws_valid_records_of_the_class_that_ignore_the_record():
+    x, blocks = _mixed_blocks()
+    cop = ClassCopula.fit(x, first_feature_class, blocks)
+    out = cop.anonymize(x, seed=0)
+    assert set(np.unique(out[:, 3])) <= {0.0, 1.0}
+    np.testing.assert_array_equal(out[:, 4:].sum(axis=1), 1.0)  # one level per record
+    assert set(np.unique(out[:, 4:])) <= {0.0, 1.0}
+    # the class is kept (the threshold column's marginal is drawn per class) ...
+    assert (first_feature_class(out) == first_feature_class(x)).mean() > 0.98
+    # ... and nothing else of the record: two records of one class release alike
+    same_class = x[first_feature_class(x) == 1]
+    shuffled = same_class[::-1].copy()
+    np.testing.assert_array_equal(cop.anonymize(same_class, 3), cop.anonymize(shuffled, 3))
+    # the correlated pair stays correlated, the prototype's releases do not
+    r = np.corrcoef(out[:, 0], out[:, 1])[0, 1]
+    assert r == pytest.approx(np.corrcoef(x[:, 0], x[:, 1])[0, 1], abs=0.1)
+    assert cop.anonymize(x[:0], seed=0).shape == (0, x.shape[1])
+
+
+def test_copula_blend_runs_from_the_copula_to_the_record():
+    x, blocks = _mixed_blocks()
+    cop = ClassCopula.fit(x, first_feature_class, blocks)
+    np.testing.assert_allclose(CopulaBlend(cop, 1.0).anonymize(x, 2), x, atol=1e-6)
+    np.testing.assert_allclose(CopulaBlend(cop, 0.0).anonymize(x, 2), cop.anonymize(x, 2))
+    half = CopulaBlend(cop, 0.5).anonymize(x, 2)
+    np.testing.assert_allclose(half, 0.5 * x + 0.5 * cop.anonymize(x, 2), atol=1e-6)
+    assert CopulaBlend(cop, 0.4).params()["blend_a"] == 0.4
+
+
+def test_the_guard_is_one_mechanism_for_every_anonymiser():
+    """Laplace behind `Guarded` gets exactly the re-draws AnomiGAN's guard makes: the same
+    function with the same draws gives the same release, and the agreement goes to 1."""
+    wanted = first_feature_class(X)
+    lap = LaplaceDP(0.3)
+    unguarded = (first_feature_class(lap.anonymize(X, seed=4)) == wanted).mean()
+    guarded = Guarded(lap, first_feature_class, max_resample=20)
+    assert (first_feature_class(guarded.anonymize(X, seed=4)) == wanted).mean() == 1.0
+    assert unguarded < 0.9
+    rng = np.random.default_rng(4)
+    by_hand = guard_release(
+        lambda z: lap.anonymize(z, seed=int(rng.integers(0, 2**63 - 1))),
+        X,
+        first_feature_class,
+        20,
+    )
+    np.testing.assert_array_equal(by_hand, guarded.anonymize(X, seed=4))
+    assert is_guarded(guarded) and not is_guarded(lap)
+    assert not is_guarded(Guarded(lap, first_feature_class, max_resample=0))
+    assert is_guarded(AnomiGANAnonymizer(_untrained_encoder(), first_feature_class))
+    assert not is_guarded(AnomiGANAnonymizer(_untrained_encoder()))
+    # a guarded Laplace release carries no ε: the re-draws depend on the record
+    assert "epsilon_per_feature" not in guarded.params()
+
+
+def test_laplace_draws_the_distribution_of_diffprivlibs_mechanism():
+    from diffprivlib.mechanisms import Laplace
+    from scipy.stats import ks_2samp
+
+    mech = Laplace(epsilon=1 / 0.3, sensitivity=1.0, random_state=np.random.RandomState(0))
+    reference = np.array([mech.randomise(0.0) for _ in range(4000)])
+    ours = LaplaceDP(0.3).anonymize(np.zeros((4000, 1)), seed=0).ravel()
+    assert ks_2samp(reference, ours).pvalue > 0.01
+    assert (
+        ks_2samp(reference, LaplaceDP(0.6).anonymize(np.zeros((4000, 1)), 0).ravel()).pvalue < 1e-6
+    )

@@ -133,3 +133,132 @@ def test_attribute_inference_gain(x: np.ndarray) -> None:
         pure_noise(6)(targets), targets, population, [0, 1, 2], 5
     )
     assert noise["attribute_inference_gain"] < 0.02
+
+
+# ------------------------------------------------------------------ every linkage attack
+
+
+def _toy_proba(x: np.ndarray) -> np.ndarray:
+    """A 'target' with a graded score: a logistic function of the first two features."""
+    z = 6.0 * (np.asarray(x, np.float64)[:, 0] + 0.5 * np.asarray(x)[:, 1] - 0.75)
+    p = 1.0 / (1.0 + np.exp(-z))
+    return np.stack([1.0 - p, p], axis=1)
+
+
+def _eval_data(n: int = 300, d: int = 6):
+    from anomigan.evaluation import EvalData
+
+    rng = np.random.default_rng(2)
+    x = rng.random((n, d)).astype(np.float32)
+    y = _toy_proba(x).argmax(axis=1)
+    cut_val, cut_test = int(0.8 * n), int(0.9 * n)
+    return EvalData(x[:cut_val], y[:cut_val], x[cut_test:], y[cut_test:],
+                    x[cut_val:cut_test], y[cut_val:cut_test])  # fmt: skip
+
+
+class _SameClassTrainingRecord:
+    """Releases a random training record of the target's predicted class: keeps nothing of
+    the record but its class, so every linkage attack must sit at chance."""
+
+    name = "class_only"
+
+    def __init__(self, x_train: np.ndarray):
+        self.x_train = x_train
+        self.cls = _toy_proba(x_train).argmax(axis=1)
+
+    def anonymize(self, x: np.ndarray, seed: int | None = None) -> np.ndarray:
+        rng = np.random.default_rng(seed)
+        want = _toy_proba(x).argmax(axis=1)
+        out = np.empty_like(np.asarray(x, np.float32))
+        for k in np.unique(want):
+            pool = self.x_train[self.cls == k]
+            rows = np.flatnonzero(want == k)
+            out[rows] = pool[rng.integers(0, len(pool), len(rows))]
+        return out
+
+    def params(self) -> dict:
+        return {}
+
+
+def test_a_copy_is_linked_by_every_attack():
+    from anomigan.anonymizers import Identity
+    from anomigan.evaluation import evaluate
+
+    data = _eval_data()
+    for split in ("validation", "test"):
+        m = evaluate(Identity(), data.on(split), _toy_proba, 200, seed=0, throughput_rows=0)
+        for name in attacks.LINKAGE:
+            assert m[name] == 1.0, (split, name)
+            assert m[f"{name}_ci_low"] < 1.0 == m[f"{name}_ci_high"]
+        assert m["reid_rate_worst"] == 1.0
+        assert m["score_rank_corr"] == pytest.approx(1.0) and m["score_mae"] == 0.0
+
+
+def test_a_class_only_sampler_is_linked_at_chance():
+    from anomigan.evaluation import evaluate
+
+    data = _eval_data()
+    m = evaluate(_SameClassTrainingRecord(data.x_train), data, _toy_proba, 2000, seed=0,
+                 throughput_rows=0)  # fmt: skip
+    n = len(data.x_all)
+    # chance for an adversary who knows the class is about K/N; the smallest pool (the
+    # inversion links among the half of the records it does not know) doubles it
+    for name in attacks.LINKAGE:
+        assert m[name] < 4 * 2 / n + 0.01, name
+        assert m[f"{name}_ci_low"] <= m[name] <= m[f"{name}_ci_high"]
+    assert m["prediction_agreement"] == 1.0
+    # the class alone sorts the scores into two blocks (a high rank correlation), but within a
+    # class the order is lost: well short of a copy's 1.0
+    assert m["score_rank_corr"] < 0.9
+
+
+def test_the_averaging_oracle_cancels_noise_the_single_draw_oracle_does_not():
+    x = np.random.default_rng(3).random((300, 6)).astype(np.float32)
+    rng = np.random.default_rng(0)
+
+    def noisy(z: np.ndarray) -> np.ndarray:
+        return (z + rng.normal(0.0, 0.25, np.shape(z))).astype(np.float32)
+
+    release, src = noisy(x), np.arange(len(x))
+    one = attacks.reid_rate_oracle(noisy, release, x, src, np.random.default_rng(1))
+    eight = attacks.reid_rate_oracle_multi(noisy, release, x, src, 8, np.random.default_rng(1))
+    assert eight > one + 0.1
+
+
+def test_the_score_adversary_links_by_the_target_output_alone():
+    x = np.random.default_rng(4).random((200, 6)).astype(np.float32)
+    logits = attacks.target_logits(_toy_proba(x))
+    src = np.arange(len(x))
+    # a release whose features are noise but whose target score is the record's
+    assert attacks.reid_rate_score(logits, logits, src) == 1.0
+    # saturated probabilities still differ in logit space
+    p = np.array([[1e-9, 1 - 1e-9], [1e-12, 1 - 1e-12], [1e-15, 1 - 1e-15]])
+    assert attacks.reid_rate_score(attacks.target_logits(p), attacks.target_logits(p),
+                                   np.arange(3)) == 1.0  # fmt: skip
+    # the combined adversary uses both views, scaled alike: with the features kept and the
+    # scores scrambled it still links, and with both kept it links everything
+    assert attacks.reid_rate_score_features(x, logits, x, logits, src) == 1.0
+    rng = np.random.default_rng(5)
+    near = x + rng.normal(0.0, 0.15, x.shape)  # each view alone links a few records ...
+    blurred = logits + rng.normal(0.0, 0.1, logits.shape)
+    features_alone = attacks.reid_rate(near, x, src)
+    score_alone = attacks.reid_rate_score(blurred, logits, src)
+    both = attacks.reid_rate_score_features(near, blurred, x, logits, src)
+    assert both > max(features_alone, score_alone) + 0.05  # ... together, more
+
+
+def test_the_inversion_adversary_links_only_among_records_it_does_not_know():
+    x = np.random.default_rng(6).random((100, 4)).astype(np.float32)
+    known, targets = np.arange(50), np.arange(50, 100)
+    # a release that sits exactly on a known record could fool an adversary who links among
+    # every record; one that skips the known ones still links its target
+    release = x[targets] + 1e-4
+    inv = attacks.reid_rate_inversion(identity, release, x, targets, known, {"none": None})
+    assert inv["none"] == 1.0
+
+
+def test_wilson_interval():
+    lo, hi = attacks.wilson(0.5, 100)
+    assert lo == pytest.approx(0.404, abs=1e-3) and hi == pytest.approx(0.596, abs=1e-3)
+    lo, hi = attacks.wilson(0.0, 57)
+    assert lo == 0.0 and hi == pytest.approx(0.063, abs=1e-3)

@@ -69,3 +69,23 @@ def test_tstr_accuracy_on_separable_data() -> None:
     y = (x[:, 0] > 0.5).astype(int)
     assert metrics.tstr_accuracy(x[:150], y[:150], x[150:], y[150:]) > 0.85
     assert metrics.tstr_accuracy(x[:150], 1 - y[:150], x[150:], y[150:]) < 0.15
+
+
+def test_score_rank_corr_and_mae_on_known_scores():
+    from anomigan import metrics
+
+    p = np.linspace(0.01, 0.99, 50)
+    two = np.stack([1 - p, p], axis=1)
+    assert metrics.score_rank_corr(two, two) == pytest.approx(1.0)
+    assert metrics.score_rank_corr(two, two[::-1]) == pytest.approx(-1.0)
+    flat = np.tile([[0.5, 0.5]], (50, 1))
+    assert metrics.score_rank_corr(two, flat) == 0.0  # a constant release ranks nothing
+    assert metrics.score_mae(two, two) == 0.0
+    assert metrics.score_mae(two, flat) == pytest.approx(np.abs(p - 0.5).mean())
+    # three classes: the mean over classes
+    three = np.random.default_rng(0).dirichlet([1, 1, 1], 40)
+    assert metrics.score_rank_corr(three, three) == pytest.approx(1.0)
+    shuffled = three[:, [0, 1, 2]].copy()
+    shuffled[:, 2] = shuffled[::-1, 2]
+    expected = (2.0 + metrics.score_rank_corr(three[:, [1, 2]], shuffled[:, [1, 2]])) / 3
+    assert metrics.score_rank_corr(three, shuffled) == pytest.approx(expected)

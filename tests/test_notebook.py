@@ -21,4 +21,5 @@ def test_notebook_redraws_the_frontier(quick_evaluation, tmp_path: Path) -> None
     )
     assert f"evaluate run {quick_evaluation['run_id']}: {quick_evaluation['n_settings']}" in text
     assert "class_prototype" in text and "laplace_dp" in text
-    assert (tmp_path / "frontier_reid_rate_inversion.png").stat().st_size > 10_000
+    assert "class_copula" in text and "laplace_dp_guard" in text
+    assert (tmp_path / "frontier_reid_rate_worst.png").stat().st_size > 10_000

@@ -65,3 +65,19 @@ def test_label_vocabulary_round_trip():
     vocab = LabelVocabulary.fit(pd.Series(["ckd", "notckd", "ckd"]))
     assert vocab.classes == ["ckd", "notckd"]
     assert vocab.decode(vocab.encode(["notckd", "ckd"])) == ["notckd", "ckd"]
+
+
+def test_runs_log_their_splits_as_datasets_without_rows(breast_target) -> None:
+    """The UI's Dataset column: train / validation / test with digest, schema and row count."""
+    import json
+
+    import mlflow
+
+    run = mlflow.get_run(breast_target["run_id"])
+    inputs = {d.tags[0].value: d.dataset for d in run.inputs.dataset_inputs}
+    assert set(inputs) == {"training", "validation", "test"}
+    rows = {k: json.loads(d.profile)["num_rows"] for k, d in inputs.items()}
+    assert rows == {"training": 455, "validation": 57, "test": 57}
+    assert inputs["training"].name == "breast-train" and len(inputs["training"].digest) >= 8
+    columns = [c["name"] for c in json.loads(inputs["test"].schema)["mlflow_colspec"]]
+    assert "mean radius" in columns and "diagnosis" in columns

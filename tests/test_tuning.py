@@ -76,12 +76,18 @@ def test_tiny_study_nests_trials_logs_the_front_and_promotes(tiny):
         assert run.data.tags["optuna_state"] == "COMPLETE"
         assert float(run.data.params["lambda_e"]) == pytest.approx(t.params["lambda_e"])
         assert run.data.metrics["prediction_agreement"] == pytest.approx(t.values[0])
-        assert run.data.metrics["reid_rate_oracle"] == pytest.approx(t.values[1])
+        assert run.data.metrics["reid_rate_worst"] == pytest.approx(t.values[1])
+        assert run.data.tags["eval_split"] == "validation"
         assert t.user_attrs["checkpoint_agreement"]  # intermediate results were recorded
     assert study.trials[0].user_attrs.get("baseline")  # train's defaults are trial 0
 
     arts = {a.path for a in client.list_artifacts(result["run_id"], "pareto")}
-    assert arts == {"pareto/pareto.csv", "pareto/trials.csv", "pareto/pareto_front.png"}
+    assert arts == {
+        "pareto/pareto.csv",
+        "pareto/trials.csv",
+        "pareto/references.csv",
+        "pareto/pareto_front.png",
+    }
     folder = Path(
         tracking.download_run_artifacts(result["run_id"], "pareto"),
     )
@@ -89,6 +95,11 @@ def test_tiny_study_nests_trials_logs_the_front_and_promotes(tiny):
     assert sorted(front["trial_number"]) == sorted(t.number for t in study.best_trials)
     assert result["pareto_trials"] == ",".join(map(str, front["trial_number"]))
     assert len(pd.read_csv(folder / "trials.csv")) == 3
+    refs = pd.read_csv(folder / "references.csv")  # measured like a trial, on validation
+    assert list(refs["reference"]) == ["class_copula", "copula_blend_0.2", "copula_blend_0.4",
+                                       "laplace_0.1_guard"]  # fmt: skip
+    assert (refs["prediction_agreement"] >= 0.97).all()  # the same guard as the trials
+    assert parent.data.metrics["ref_class_copula_reid_rate_worst"] == refs["reid_rate_worst"][0]
 
     # the policy: every Pareto trial meets the permissive bar; the lowest privacy figure wins
     champion = client.get_model_version_by_alias(ENCODER, "champion")
@@ -96,7 +107,10 @@ def test_tiny_study_nests_trials_logs_the_front_and_promotes(tiny):
     assert champion.tags["optuna_study"] == "tiny"
     assert int(champion.tags["optuna_trial_number"]) == result["champion_trial"]
     assert champion.tags["trial_run_id"] == runs[result["champion_trial"]].info.run_id
-    assert result["champion_trial"] == int(front.sort_values("reid_rate_oracle").iloc[0, 0])
+    assert result["champion_trial"] == int(front.sort_values("reid_rate_worst").iloc[0, 0])
+    # chosen on validation, reported on test
+    assert "champion_test_reid_rate_worst" in parent.data.metrics
+    assert parent.data.metrics["bar_corr_matrix_mad"] == 2.0
 
     # what tuning adds to the store (CSVs, a trial's saved encoder) holds no patient row
     encoder = tracking.download_run_artifacts(champion.tags["trial_run_id"], "encoder")
@@ -139,7 +153,7 @@ def test_hopeless_trials_are_pruned_from_checkpoints(breast_target, tmp_path):
 
 def test_unknown_privacy_objective_is_refused_before_anything_is_created(tmp_path):
     storage = f"journal:{tmp_path / 'bad.journal'}"
-    with pytest.raises(ValueError, match="reid_rate_oracle"):
+    with pytest.raises(ValueError, match="reid_rate_worst"):
         tune(settings_from(n_trials=1, storage=storage, privacy_objective="nonsense", **FAST))
     assert not optuna.get_all_study_names(open_storage(storage))
 
@@ -233,3 +247,26 @@ def test_sigkill_mid_study_then_resume_loses_and_redoes_nothing(breast_target, c
     )
     statuses = {r.info.run_id: r.info.status for r in parents if r.info.run_name.startswith("tune")}
     assert sorted(statuses.values()) == ["FINISHED", "KILLED"]  # the killed tune's run is ended
+
+
+def test_choose_champion_bars_and_tie_breaks():
+    from anomigan.tuning import choose_champion
+
+    def row(n, agree, worst, mad, pareto=True):
+        return {"trial_number": n, "prediction_agreement": agree, "reid_rate_worst": worst,
+                "corr_matrix_mad": mad, "pareto": pareto}  # fmt: skip
+
+    rows = [
+        row(0, 0.99, 0.05, 0.30),  # fails the corr bar
+        row(1, 0.90, 0.01, 0.10),  # fails the agreement bar
+        row(2, 0.97, 0.04, 0.20),
+        row(3, 0.99, 0.04, 0.20),  # same privacy as 2, higher agreement: wins the tie
+        row(4, 0.99, 0.00, 0.10, pareto=False),  # not on the front: never considered
+    ]
+    best, reason = choose_champion(rows, "reid_rate_worst", 0.95, 0.25)
+    assert best["trial_number"] == 3 and "trial 3" in reason
+    rows.append(row(5, 0.99, 0.04, 0.15))  # same privacy and agreement, lower corr: wins
+    assert choose_champion(rows, "reid_rate_worst", 0.95, 0.25)[0]["trial_number"] == 5
+    none, why = choose_champion(rows, "reid_rate_worst", 0.999, 0.25)
+    assert none is None and "prediction_agreement >= 0.999" in why
+    assert choose_champion([], "reid_rate_worst", 0.95, 0.25)[0] is None

@@ -339,7 +339,15 @@ def _min_rows_for_split(n_classes: int, test_size: float) -> int:
     return n
 
 
-def split_dataset(ds: Dataset, test_size: float = 0.1, seed: int = 0) -> tuple[Dataset, Dataset]:
+#: shares of the whole data set held out: test (only reported) and validation (carved from the
+#: training split, for every choice made from measurements)
+TEST_SIZE = 0.1
+VAL_SIZE = 0.1
+
+
+def split_dataset(
+    ds: Dataset, test_size: float = TEST_SIZE, seed: int = 0
+) -> tuple[Dataset, Dataset]:
     """Stratified, seeded train/test split; both halves keep every class.
 
     Checked up front so the user gets a DataError saying how many rows are needed rather than
