@@ -235,6 +235,19 @@ def _tune_args(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_anonymize(a: argparse.Namespace) -> dict:
+    if a.engine == "spark":
+        from anomigan.spark import anonymize_spark
+
+        return anonymize_spark(
+            a.model,
+            a.input,
+            a.output,
+            seed=a.seed,
+            allow_missing=a.allow_missing,
+            max_resample=a.max_resample,
+            batch_size=a.chunk_size,
+            master=a.spark_master,
+        )
     from anomigan.batch import anonymize_csv
 
     return anonymize_csv(
@@ -406,8 +419,12 @@ def build_parser() -> argparse.ArgumentParser:
         "chunk, and write the anonymised records atomically (a failed run writes nothing).",
     )
     p.add_argument("--model", required=True, help="e.g. models:/anomigan-encoder-breast@champion")
-    p.add_argument("--input", required=True, help="CSV of raw records with the model's columns")
-    p.add_argument("--output", required=True, help="CSV to write (replaced only on success)")
+    p.add_argument(
+        "--input", required=True, help="CSV of raw records with the model's columns (or Parquet)"
+    )
+    p.add_argument(
+        "--output", required=True, help="CSV (Parquet folder) to write, replaced only on success"
+    )
     p.add_argument("--chunk-size", type=_int, default=50_000, help="rows per chunk (50000)")
     p.add_argument(
         "--seed", type=_int, default=None, help="reproducible output; keep it secret (default none)"
@@ -427,6 +444,19 @@ def build_parser() -> argparse.ArgumentParser:
         type=_int,
         default=2,
         help="threads anonymising chunks concurrently (2); the output does not depend on it",
+    )
+    p.add_argument(
+        "--engine",
+        choices=("local", "spark"),
+        default="local",
+        help="local: this process, CSV out; spark: a Spark job (CSV or Parquet in, a Parquet "
+        "folder out; --chunk-size is its Arrow batch; needs the spark extra)",
+    )
+    p.add_argument(
+        "--spark-master",
+        default=None,
+        help="Spark master for --engine spark (default: the active session or spark-submit's, "
+        "else local[2])",
     )
     p.set_defaults(func=_cmd_anonymize)
     return parser

@@ -177,19 +177,13 @@ class RecordCodec:
 
     # ------------------------------------------------------------------ validation
 
-    def validate(self, features: pd.DataFrame) -> pd.DataFrame:
-        """Check records against the schema; return them cleaned, in fit column order.
-
-        Numeric columns come back as float64, categorical as object strings; NaN/None is
-        kept (encode imputes it). Raises SchemaError naming columns/rows, never values.
-        """
+    def check_columns(self, names) -> list[str]:
+        """The given column names as strings, if they are exactly the codec's (any order);
+        else SchemaError naming the missing and unexpected ones. Needs no rows, so a job can
+        check a table's header before reading it."""
         self._check_fitted()
-        if not isinstance(features, pd.DataFrame):
-            raise SchemaError("records must be a pandas DataFrame")
-        if len(features) == 0:
-            raise SchemaError("no records (empty frame)")
         expected = self.columns
-        given = [str(c) for c in features.columns]
+        given = [str(c) for c in names]
         missing = [c for c in expected if c not in given]
         extra = [c for c in given if c not in expected]
         if missing or extra:
@@ -201,6 +195,20 @@ class RecordCodec:
             raise SchemaError("; ".join(parts))
         if len(set(given)) != len(given):
             raise SchemaError("duplicate column names in records")
+        return given
+
+    def validate(self, features: pd.DataFrame) -> pd.DataFrame:
+        """Check records against the schema; return them cleaned, in fit column order.
+
+        Numeric columns come back as float64, categorical as object strings; NaN/None is
+        kept (encode imputes it). Raises SchemaError naming columns/rows, never values.
+        """
+        self._check_fitted()
+        if not isinstance(features, pd.DataFrame):
+            raise SchemaError("records must be a pandas DataFrame")
+        if len(features) == 0:
+            raise SchemaError("no records (empty frame)")
+        given = self.check_columns(features.columns)
         frame = features
         if given != list(features.columns):
             frame = features.copy()
@@ -426,8 +434,12 @@ class RecordCodec:
 
     # ------------------------------------------------------------------ serving
 
-    def input_schema(self) -> mlflow.types.Schema:
-        """MLflow input schema of raw records: double / long / boolean / string per column."""
+    def input_schema(self, optional: bool = False) -> mlflow.types.Schema:
+        """MLflow input schema of raw records: double / long / boolean / string per column.
+
+        `optional` marks every column as not required: MLflow's way of saying that a model
+        accepts missing values there (the codec imputes them).
+        """
         from mlflow.types import ColSpec, Schema
 
         self._check_fitted()
@@ -441,5 +453,5 @@ class RecordCodec:
                 kind = "long"
             else:
                 kind = "double"
-            cols.append(ColSpec(kind, s.name))
+            cols.append(ColSpec(kind, s.name, required=not optional))
         return Schema(cols)

@@ -6,6 +6,12 @@ MLflow's scoring server echoes submitted values in its error bodies ("Failed to 
 of this module is loaded inside `mlflow models serve`, it replaces the server's `invocations`
 handler with `safe_invocations`, which parses and validates requests itself and answers every
 failure with a value-free message (which column, which row) and the right 4xx status.
+
+Every logged pyfunc carries a full signature (input columns and types from the codec, outputs
+inferred from a synthetic prediction), so the UI, `spark_udf` and callers know what to send.
+MLflow's own enforcement of that input schema quotes the rejected frame in its error
+("Failed to enforce schema of data '<frame>'"); `install_schema_guard` leaves the check of
+these models' records to the codec, in-process, in the scoring server and in Spark alike.
 """
 
 from __future__ import annotations
@@ -86,11 +92,19 @@ class RecordModel(mlflow.pyfunc.PythonModel, abc.ABC):
     PARAMS: frozenset[str] = frozenset()
     #: Decimals of floats in JSON answers (pandas' writer takes a fixed count, at most 15).
     json_decimals: int = 15
+    #: Whether the model accepts missing cells (it imputes them): the signature then marks its
+    #: input columns optional, MLflow's way of saying so.
+    OPTIONAL_INPUTS: bool = False
 
     def load_context(self, context) -> None:
         self.codec = RecordCodec.load(Path(context.artifacts["model"]) / "codec.json")
         self._load(Path(context.artifacts["model"]))
+        install_schema_guard(self.input_schema())
         install_server_guard()
+
+    def input_schema(self):
+        """The signature's inputs: one column per raw column, typed by the codec."""
+        return self.codec.input_schema(optional=self.OPTIONAL_INPUTS)
 
     @abc.abstractmethod
     def _load(self, folder: Path) -> None:
@@ -126,7 +140,11 @@ class RecordModel(mlflow.pyfunc.PythonModel, abc.ABC):
 
 
 class TargetModel(RecordModel):
-    """The target classifier D2 as a pyfunc: predicted label and class probabilities."""
+    """The target classifier D2 as a pyfunc: predicted label and class probabilities.
+
+    Missing cells are imputed by the codec, so its input columns are optional."""
+
+    OPTIONAL_INPUTS = True
 
     def _load(self, folder: Path) -> None:
         from anomigan.target import TrainedTarget
@@ -149,15 +167,17 @@ def _synthetic_example(codec: RecordCodec, n: int = 2, seed: int = 0) -> pd.Data
     return codec.decode(z.astype(np.float32))
 
 
-def _log_pyfunc(kind: str, folder: Path, codec: RecordCodec, example, output):
-    """Log a models-from-code pyfunc (`anomigan/served/<kind>.py`) with its artifact folder."""
-    from mlflow.models import infer_signature
+def _log_pyfunc(kind: str, folder: Path, model: RecordModel, example, output):
+    """Log a models-from-code pyfunc (`anomigan/served/<kind>.py`) with its artifact folder
+    and a full signature: the codec's input columns, the outputs of a synthetic prediction."""
+    from mlflow.models import ModelSignature, infer_signature
 
-    codec.save(folder / "codec.json")
-    # Outputs only: with an input schema MLflow would enforce it itself and echo the rejected
-    # frame in its error. The codec validates instead; the input columns are documented by
-    # the input example and `codec.json`.
-    signature = infer_signature(model_output=output)
+    model.codec.save(folder / "codec.json")
+    # MLflow validates the input example against the schema while logging: no guard needed,
+    # since the example is the codec's own decoded output.
+    signature = ModelSignature(
+        inputs=model.input_schema(), outputs=infer_signature(model_output=output).outputs
+    )
     return mlflow.pyfunc.log_model(
         name="model",
         python_model=str(Path(__file__).parent / "served" / f"{kind}.py"),
@@ -176,7 +196,7 @@ def log_target_model(target, codec: RecordCodec):
         example = _synthetic_example(codec)
         model = TargetModel()
         model.codec, model.target = codec, target
-        return _log_pyfunc("target", folder, codec, example, model.predict_records(example))
+        return _log_pyfunc("target", folder, model, example, model.predict_records(example))
 
 
 # --------------------------------------------------------------------------- scoring server guard
@@ -336,6 +356,39 @@ def safe_invocations(data, content_type, model, input_schema):
     return InvocationsResponse(response=out.getvalue(), status=200, mimetype="application/json")
 
 
+#: JSON of the input schemas of this module's models loaded in this process.
+_RECORD_SCHEMAS: set[str] = set()
+
+
+def install_schema_guard(schema) -> None:
+    """Leave the check of records sent to this module's models to the codec, not to MLflow.
+
+    `PyFuncModel.predict` enforces the input schema before the model runs, and its failure
+    message quotes the whole frame (`Failed to enforce schema of data '<frame>'`); it also
+    refuses what the codec accepts (3.0 in a `long` column, a null in an optional one) and
+    names no row. For a model whose signature inputs are `schema`, the records go to the
+    model as they are (params are still enforced) and its `predict` validates them with the
+    codec, whose errors name the column and row and never a value. Patched once per process
+    (in-process loads, the scoring server and Spark's Python workers all load through
+    `load_context`); models of other schemas keep MLflow's own check.
+    """
+    import mlflow.pyfunc as pyfunc
+    from mlflow.models.utils import _enforce_params_schema
+
+    _RECORD_SCHEMAS.add(schema.to_json())
+    original = pyfunc._validate_prediction_input
+    if getattr(original, "anomigan_guard", False):
+        return
+
+    def validate(data, params, input_schema, params_schema, flavor=None):  # noqa: ANN001, ANN202
+        if input_schema is not None and input_schema.to_json() in _RECORD_SCHEMAS:
+            return data, _enforce_params_schema(params, params_schema)
+        return original(data, params, input_schema, params_schema, flavor)
+
+    validate.anomigan_guard = True
+    pyfunc._validate_prediction_input = validate
+
+
 def install_server_guard() -> bool:
     """Inside `mlflow models serve`, route /invocations through `safe_invocations`.
 
@@ -447,4 +500,4 @@ def log_encoder_model(anonymizer, target, codec: RecordCodec, x_example: np.ndar
         example = codec.decode(anonymizer.anonymize(x_example[:2], seed=0))
         model = EncoderModel()
         model.codec, model.anonymizer = codec, anonymizer
-        return _log_pyfunc("encoder", folder, codec, example, model.predict_records(example, 1))
+        return _log_pyfunc("encoder", folder, model, example, model.predict_records(example, 1))

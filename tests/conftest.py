@@ -210,3 +210,15 @@ def quick_evaluation(breast_target) -> dict:
     from anomigan.jobs import evaluate_job
 
     return evaluate_job("breast", quick=True)
+
+
+@pytest.fixture(scope="session")
+def ckd_encoder(mlflow_store) -> dict:
+    """A ckd encoder (numeric and categorical columns, missing values), briefly trained
+    (200 steps, its target 20 epochs) and registered once per session."""
+    from anomigan import tracking
+    from anomigan.jobs import train_job, train_target_job
+
+    tracking.configure()
+    train_target_job("ckd", epochs=20)
+    return train_job("ckd", steps=200)
