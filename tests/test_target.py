@@ -17,7 +17,8 @@ def test_target_job_logs_metrics_and_registers_champion(breast_target):
     run = MlflowClient().get_run(breast_target["run_id"])
     assert run.data.params["dataset"] == "breast"
     assert run.data.params["split_seed"] == "0"
-    assert run.data.params["n_train"] == "512" and run.data.params["n_test"] == "57"
+    assert run.data.params["n_train"] == "455" and run.data.params["n_test"] == "57"
+    assert run.data.params["n_val"] == "57"
     assert run.data.metrics["test_accuracy"] >= 0.9
     assert run.data.metrics["test_auc"] >= 0.95
     artifacts = {a.path for a in MlflowClient().list_artifacts(run.info.run_id)}
