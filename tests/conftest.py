@@ -222,3 +222,44 @@ def ckd_encoder(mlflow_store) -> dict:
     tracking.configure()
     train_target_job("ckd", epochs=20)
     return train_job("ckd", steps=200)
+
+
+def assert_trials_land_once(study, n_trials: int) -> dict[int, object]:
+    """The kill/resume contract, checked on the study and the tracking store: `n_trials`
+    finished trials and none RUNNING; each finished trial has exactly one MLflow run and it is
+    FINISHED; every other run of the study (failed trials, killed tunes) is ended, none left
+    RUNNING. Returns the finished trials' runs by trial number."""
+    from mlflow import MlflowClient
+    from optuna.trial import TrialState
+
+    client = MlflowClient()
+    ids = [e.experiment_id for e in client.search_experiments()]
+    runs = client.search_runs(
+        ids, filter_string=f"tags.optuna_study = '{study.study_name}'", max_results=10_000
+    )
+    by_trial: dict[int, list] = {}
+    for run in runs:
+        assert run.info.status != "RUNNING", f"run {run.info.run_name} was left RUNNING"
+        if "optuna_trial_number" in run.data.tags:
+            by_trial.setdefault(int(run.data.tags["optuna_trial_number"]), []).append(run)
+    trials = study.get_trials(deepcopy=False)
+    states = [t.state for t in trials]
+    assert TrialState.RUNNING not in states, states
+    finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    assert len(finished) == n_trials, states
+    out = {}
+    for t in trials:
+        statuses = [r.info.status for r in by_trial.get(t.number, [])]
+        if t.state in (TrialState.COMPLETE, TrialState.PRUNED):
+            assert statuses == ["FINISHED"], (t.number, t.state, statuses)
+            (out[t.number],) = by_trial[t.number]
+            recorded = t.user_attrs.get("mlflow_run_id")
+            assert recorded == out[t.number].info.run_id, (t.number, recorded)
+        else:  # a dead or failed trial: at most one run, ended KILLED or FAILED (or FINISHED
+            # and tagged FAIL: the trial ran to the end but an objective was not a number)
+            assert t.state == TrialState.FAIL, (t.number, t.state)
+            tags = [r.data.tags.get("optuna_state") for r in by_trial.get(t.number, [])]
+            assert statuses in ([], ["KILLED"], ["FAILED"]) or (
+                statuses == ["FINISHED"] and tags == ["FAIL"]
+            ), (t.number, statuses)
+    return out
