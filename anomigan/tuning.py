@@ -630,16 +630,16 @@ def fail_dead_trials(study: optuna.Study) -> list[int]:
         log.info("trials %s were left RUNNING by a killed process: marked FAIL", failed)
     by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
     for run in tracking.running_runs_tagged("optuna_study", study.study_name):
-        number = run.data.tags.get("optuna_trial_number")
-        t = by_number.get(int(number)) if number and number.isdigit() else None
+        run_id, number = run.info.run_id, run.data.tags.get("optuna_trial_number")
+        if number is None:  # a tune's own run: its owner is in its tags from the start
+            host, _, pid = run.data.tags.get("tune_owner", "").rpartition(":")
+            if pid.isdigit() and _dead_here({"host": host, "pid": int(pid)}):
+                tracking.mark_killed(run_id)
+            continue
+        t = by_number.get(int(number)) if number.isdigit() else None
         if t is None or not t.state.is_finished() or not _dead_here(t.user_attrs.get("owner")):
             continue
-        tracking.end_run(run.info.run_id, "FINISHED" if t.state in FINISHED else "KILLED")
-    for key, owner in study.user_attrs.items():
-        run_id = key.removeprefix("tune_run:")
-        alive = not key.startswith("tune_run:") or not _dead_here(owner)
-        if not alive and tracking.run_status(run_id) == "RUNNING":
-            tracking.mark_killed(run_id)
+        tracking.end_run(run_id, "FINISHED" if t.state in FINISHED else "KILLED")
     return failed
 
 
@@ -894,9 +894,9 @@ def tune(s: TuneSettings) -> dict[str, Any]:
         fail_dead_trials(study)
     before = _finished(study)
     tags = {"optuna_study": study_name, "optuna_storage": describe_storage(storage_spec)}
+    tags["tune_owner"] = f"{HOST}:{os.getpid()}"  # how a later tune ends this run if it dies
     with tracking.run(f"tune-{prep.dataset.name}", tags=tags) as active:
         parent_id = active.info.run_id
-        study.set_user_attr(f"tune_run:{parent_id}", {"host": HOST, "pid": os.getpid()})
         target, codec, target_uri = load_or_train_target(prep, s.label)
         tracking.log_params(prep.split_params())
         digests = prep.log_inputs()

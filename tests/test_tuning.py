@@ -280,21 +280,21 @@ def _tune_cmd(storage: str, name: str, n_trials: int, workers: int = 1) -> list[
 
 def kill_at_every_point_then_resume(storage: str, name: str, env: dict) -> None:
     """One real `anomigan tune` process per crash point, each SIGKILLed (by the test hook) at
-    that point of the trial it runs, resumed by the next; a last resume finishes the study.
-    After each kill and at the end the study must hold one finished trial with one FINISHED
-    run, the dead ones FAIL with their runs ended."""
-    first = subprocess.run(_tune_cmd(storage, name, 1), env=env, capture_output=True, text=True)
-    assert first.returncode == 0, first.stderr[-3000:]
-    baseline = _study(storage, name).trials[0]
-    for point in CRASH_POINTS:
+    that point of the trial it runs and resumed by the next; a last resume finishes the study.
+    The first process completes trial 0 (train's defaults) before its kill. After each kill the
+    study holds that trial and one RUNNING dead one; at the end two finished trials with one
+    FINISHED run each, the dead ones FAIL with their runs ended."""
+    baseline = None
+    for i, point in enumerate(CRASH_POINTS):
         out = subprocess.run(
             _tune_cmd(storage, name, 2),
-            env={**env, KILL_AT_ENV: point},
+            env={**env, KILL_AT_ENV: f"{point}:1" if i == 0 else point},
             capture_output=True,
             text=True,
         )
         assert out.returncode == -signal.SIGKILL, (point, out.returncode, out.stderr[-3000:])
         states = [t.state for t in _study(storage, name).trials]
+        baseline = baseline or _study(storage, name).trials[0]
         assert states[0] == TrialState.COMPLETE, states
         if point == "told":  # killed after its trial was told: the study is complete
             assert states.count(TrialState.COMPLETE) == 2, states
