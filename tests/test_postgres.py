@@ -82,9 +82,9 @@ class TrackingServer:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"mlflow server exited: {self.log.read_text()[-3000:]}")
             try:
-                if requests.get(f"{self.url}/health", timeout=2).status_code == 200:
+                if requests.get(f"{self.url}/health", timeout=10).status_code == 200:
                     return
-            except requests.ConnectionError:
+            except requests.RequestException:  # not up yet, or slow on a loaded machine
                 pass
             time.sleep(0.5)
         raise TimeoutError(f"mlflow server did not answer: {self.log.read_text()[-3000:]}")
@@ -118,13 +118,18 @@ def test_train_register_and_serve_through_a_tracking_server_on_postgres(
 ):
     server, folder = tracking_server
     env = {**cli_env, "MLFLOW_TRACKING_URI": server.url}
-    env.pop("MLFLOW_REGISTRY_URI", None)
+    for stale in ("MLFLOW_REGISTRY_URI", "MLFLOW_EXPERIMENT_ID", "MLFLOW_RUN_ID"):
+        env.pop(stale, None)  # ids of the session's SQLite store mean nothing to the server
     for cmd in (
         ["train-target", "--dataset", "breast", "--epochs", "5"],
         ["train", "--dataset", "breast", "--steps", "60", "--n-records", "60"],
     ):
         out = subprocess.run(
-            [str(BIN / "anomigan"), *cmd], env=env, capture_output=True, text=True, cwd=tmp_path
+            [str(BIN / "anomigan"), "--debug", *cmd],
+            env=env,
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
         )
         assert out.returncode == 0, out.stderr[-3000:]
     assert not list(tmp_path.iterdir())  # nothing went to a local store: all through HTTP
