@@ -459,7 +459,6 @@ def _settings(split: Split, config: SweepConfig, overrides: dict, index: int) ->
         out.append(_Setting(f"copula_blend-{a:g}", "copula_blend", "copula_blend", "blend",
                             "blend_a", a, lambda a=a: guarded(CopulaBlend(cop(), a))))  # fmt: skip
     out.append(_Setting("identity", "identity", "identity", "reference", "none", 0.0, Identity))
-
     def prototype() -> Anonymizer:
         return guarded(ClassPrototype.fit(data.x_train, target.predict))
 

@@ -286,11 +286,8 @@ def train_job(
         info = log_encoder_model(anonymizer, target, codec, data.x_test)
         command = (
             f"anomigan train --dataset {prep.spec} --split-seed {prep.split_seed} "
-            + " ".join(
-                f"--{k.replace('_', '-')} {v}"
-                for k, v in asdict(config).items()
-                if k in TRAIN_OPTIONS and v is not None
-            )  # fmt: skip
+            + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in asdict(config).items()
+                       if k in TRAIN_OPTIONS and v is not None)  # fmt: skip
             + f" --max-resample {max_resample}"
         )
         card = model_card(name, prep, digests, asdict(config), anonymizer, data, target,
