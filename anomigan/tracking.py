@@ -182,6 +182,28 @@ def mark_killed(run_id: str) -> None:
     MlflowClient().set_terminated(run_id, "KILLED")
 
 
+def end_run(run_id: str, status: str) -> None:
+    """End a run left RUNNING by a dead process with `status` (FINISHED, KILLED, FAILED)."""
+    MlflowClient().set_terminated(run_id, status)
+
+
+def running_runs_tagged(key: str, value: str) -> list:
+    """RUNNING runs of any active experiment with tag `key` = `value` (how resume finds runs a
+    killed process had no time to record anywhere else)."""
+    quote = '"' if "'" in value else "'"
+    if quote in value:
+        raise ValueError(f"tag value for {key!r} cannot hold both kinds of quote")
+    client = MlflowClient()
+    ids = [e.experiment_id for e in client.search_experiments(max_results=1000)]
+    if not ids:
+        return []
+    return client.search_runs(
+        ids,
+        filter_string=f"tags.{key} = {quote}{value}{quote} and attributes.status = 'RUNNING'",
+        max_results=10_000,
+    )
+
+
 def child_runs(parent_run_id: str) -> list:
     """Runs nested under `parent_run_id` (any experiment), oldest first."""
     client = MlflowClient()

@@ -18,14 +18,21 @@ an optimistic estimate of the final agreement). From `prune_after` x steps on, a
 `checkpoint_agreement` and as the nested run's `loss_agreement` metric.
 
 Scale-out and resume. `n_trials` is the study's total of finished (COMPLETE or PRUNED) trials.
-Workers claim trials under a lock: count the finished and running trials, and `ask` only while
-that count is below `n_trials` (`ask` hands out queued trials first). Local workers (spawned
-processes) share one lock, so every trial lands exactly once. Workers on other machines (same
-`storage` URL, same `study_name`, `--no-promote`) claim with the same rule but without the
-lock, so they may overshoot by one trial each. A restarted tune counts what is finished and
-runs only the remainder; trials left RUNNING by a dead process of this host (owner pid gone)
-are marked FAIL first and their MLflow runs KILLED. RUNNING trials of other hosts are left
-alone (they may be alive).
+Workers claim trials under `claim_lock`: count the finished and running trials, and `ask` only
+while that count is below `n_trials` (`ask` hands out queued trials first). The lock dies with
+its holder (a PostgreSQL advisory lock, or `flock`), so a killed worker never blocks the rest.
+With a PostgreSQL storage the lock spans machines (same `storage` URL, same `study_name`,
+`--no-promote` on the extra ones) and every trial lands exactly once; with a journal on a shared
+disk too, where that disk honours `flock`. Other databases lock per machine only, so workers on
+other machines may overshoot by one trial each.
+
+A worker can be killed at any point of a trial (`CRASH_POINTS`). Before every claim and when a
+tune starts, `fail_dead_trials` marks trials left RUNNING by a dead process of this host FAIL,
+queues their parameters once more, and ends their MLflow runs (found by tags, since a kill can
+land before the run id is on the trial) KILLED. The trial is told inside its run, after
+everything is logged, so a finished trial has exactly one FINISHED run. A restarted tune counts
+what is finished and runs only the remainder. RUNNING trials of other hosts are left alone
+(they may be alive): a tune on that host recovers them.
 """
 
 from __future__ import annotations
@@ -239,11 +246,13 @@ def objective_values(metrics: dict[str, float], privacy: str) -> list[float] | N
     return values if all(math.isfinite(v) for v in values) else None
 
 
-def run_trial(trial: optuna.Trial, ctx: TrialContext) -> list[float] | None:
+def run_trial(trial: optuna.Trial, ctx: TrialContext, tell: Teller) -> list[float] | None:
     """Train, evaluate and log one trial as a run nested under the tune's run.
 
     Raises optuna.TrialPruned when a checkpoint falls below the floor (the run ends FINISHED
     with tag optuna_state=PRUNED); returns None when an objective is NaN (the trial fails).
+    `tell` ends the trial inside the run, after everything is logged: a kill after it leaves a
+    finished trial whose complete run resume ends FINISHED, never a finished run with no trial.
     """
     from anomigan.anonymizers import AnomiGANAnonymizer
     from anomigan.evaluation import evaluate
@@ -261,7 +270,9 @@ def run_trial(trial: optuna.Trial, ctx: TrialContext) -> list[float] | None:
     pruned: optuna.TrialPruned | None = None
     values: list[float] | None = None
     with tracking.run(f"trial-{trial.number}", tags=tags) as active:
+        crash_point("run_started", trial.number)  # resume finds the run by its tags
         trial.set_user_attr("mlflow_run_id", active.info.run_id)
+        crash_point("run_recorded", trial.number)
         if ctx.prep is not None:
             ctx.prep.log_inputs()
         tracking.log_params(
@@ -279,6 +290,7 @@ def run_trial(trial: optuna.Trial, ctx: TrialContext) -> list[float] | None:
             agreement = float(losses["agreement"])
             checkpoints[str(step)] = agreement
             trial.set_user_attr("checkpoint_agreement", checkpoints)
+            crash_point("checkpoint", trial.number)
             if floor_from <= step < config.steps and agreement < s.prune_floor:
                 raise optuna.TrialPruned(
                     f"training agreement {agreement:.3f} < prune_floor {s.prune_floor} "
@@ -291,6 +303,7 @@ def run_trial(trial: optuna.Trial, ctx: TrialContext) -> list[float] | None:
         except optuna.TrialPruned as exc:
             tracking.set_tags({"optuna_state": "PRUNED", "pruned_because": str(exc)})
             pruned = exc
+            tell(TrialState.PRUNED, None)
         else:
             train_seconds = time.perf_counter() - start
             metrics = evaluate(
@@ -309,6 +322,9 @@ def run_trial(trial: optuna.Trial, ctx: TrialContext) -> list[float] | None:
             values = objective_values(metrics, s.privacy_objective)
             tracking.set_tags({"optuna_state": "COMPLETE" if values else "FAIL"})
             del trained
+            crash_point("evaluated", trial.number)
+            tell(TrialState.COMPLETE if values else TrialState.FAIL, values)
+            crash_point("told", trial.number)
     gc.collect()
     if pruned is not None:
         raise pruned
@@ -323,6 +339,33 @@ def _active_run() -> bool:
 
 # ----------------------------------------------------------------------------- workers
 
+#: Test hook: `point` (any trial) or `point:trial_number` SIGKILLs this process when a trial
+#: reaches that point, so tests can kill a real worker inside every window of a trial's life.
+KILL_AT_ENV = "ANOMIGAN_TEST_KILL_AT"
+#: Where a trial's life can be cut, in order: claimed (asked, no owner yet), owned, run_started
+#: (MLflow run created, its id not yet on the trial), run_recorded, checkpoint, evaluated
+#: (metrics and encoder logged, trial not told), told (trial finished, run not ended).
+CRASH_POINTS = (
+    "claimed",
+    "owned",
+    "run_started",
+    "run_recorded",
+    "checkpoint",
+    "evaluated",
+    "told",
+)
+
+
+def crash_point(name: str, number: int) -> None:
+    """SIGKILL this process here when `ANOMIGAN_TEST_KILL_AT` names this point and trial."""
+    if os.environ.get(KILL_AT_ENV) in (name, f"{name}:{number}"):
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+Teller = Any  # Callable[[TrialState, list[float] | None], None]: ends the trial in the study
+
 
 def _claimed(study: optuna.Study) -> int:
     return len(study.get_trials(deepcopy=False, states=CLAIMED))
@@ -330,6 +373,55 @@ def _claimed(study: optuna.Study) -> int:
 
 def _finished(study: optuna.Study) -> int:
     return len(study.get_trials(deepcopy=False, states=FINISHED))
+
+
+def _is_postgres(spec: str) -> bool:
+    with contextlib.suppress(Exception):
+        from sqlalchemy.engine import make_url
+
+        return make_url(spec).get_backend_name() == "postgresql"
+    return False
+
+
+@contextlib.contextmanager
+def claim_lock(storage_spec: str, study_name: str):
+    """Serialise claiming (recover dead trials, count, `ask`, record the owner) among every
+    worker of a study. A lock that dies with its holder, so a killed worker never blocks the
+    others: on a PostgreSQL storage a session advisory lock (every machine; the server drops it
+    with the killed worker's connection), else `flock` on a file next to a journal (shared
+    disks too) or, for other databases, in this machine's temp folder."""
+    import hashlib
+
+    key = hashlib.sha256(f"{describe_storage(storage_spec)}|{study_name}".encode()).digest()
+    if _is_postgres(storage_spec):
+        from sqlalchemy import create_engine, text
+        from sqlalchemy.pool import NullPool
+
+        lock_id = int.from_bytes(key[:8], "big", signed=True)
+        engine = create_engine(storage_spec, poolclass=NullPool)
+        try:
+            with engine.connect() as conn:
+                conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": lock_id})
+                try:
+                    yield
+                finally:
+                    conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": lock_id})
+        finally:
+            engine.dispose()
+        return
+    import fcntl
+
+    if "://" not in storage_spec or storage_spec.startswith("journal:"):
+        path = Path(storage_spec.removeprefix("journal:").removeprefix("//"))
+        path = path.with_name(f"{path.name}.{key[:4].hex()}.lock")
+    else:
+        path = Path(tempfile.gettempdir()) / f"anomigan-claim-{key[:8].hex()}.lock"
+    with open(path, "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def make_sampler(s: TuneSettings, worker: int, n_seen: int) -> optuna.samplers.BaseSampler:
@@ -345,11 +437,12 @@ def make_sampler(s: TuneSettings, worker: int, n_seen: int) -> optuna.samplers.B
 def work(
     study: optuna.Study,
     ctx: TrialContext,
-    lock: Any = None,
+    storage_spec: str,
     parent_pid: int | None = None,
 ) -> int:
     """Claim and run trials until the study holds `n_trials` claimed ones; returns how many ran.
 
+    Each claim first fails the trials of dead local workers (so survivors finish the study).
     A trial that raises is told FAIL and the exception propagates (resume reruns the slot).
     """
     ran = 0
@@ -357,25 +450,32 @@ def work(
         if parent_pid is not None and os.getppid() != parent_pid:
             log.warning("tune process is gone: worker %d stops", os.getpid())
             break
-        with lock if lock is not None else contextlib.nullcontext():
+        with claim_lock(storage_spec, ctx.study_name):
+            fail_dead_trials(study)
             if _claimed(study) >= ctx.settings.n_trials:
                 break
             trial = study.ask()
+            crash_point("claimed", trial.number)
             trial.set_user_attr("owner", {"host": HOST, "pid": os.getpid()})
+        crash_point("owned", trial.number)
+        told: list[TrialState] = []
+
+        def tell(state: TrialState, values: list[float] | None, trial=trial, told=told) -> None:
+            study.tell(trial, values if state == TrialState.COMPLETE else None, state=state)
+            told.append(state)
+
         try:
-            values = run_trial(trial, ctx)
+            values = run_trial(trial, ctx, tell)
         except optuna.TrialPruned as exc:
-            study.tell(trial, state=TrialState.PRUNED)
             log.info("trial %d pruned: %s", trial.number, exc)
         except BaseException:
-            study.tell(trial, state=TrialState.FAIL)
+            if not told:
+                study.tell(trial, state=TrialState.FAIL)
             raise
         else:
             if values is None:
-                study.tell(trial, state=TrialState.FAIL)
                 log.warning("trial %d failed: an objective is not a number", trial.number)
             else:
-                study.tell(trial, values)
                 log.info(
                     "trial %d: agreement %.3f %s %.3f corr_matrix_mad %.3f",
                     trial.number,
@@ -419,7 +519,7 @@ def load_context(
     return TrialContext(s, study_name, data, target, parent_run_id, target_uri, extended, prep)
 
 
-def _worker_main(payload: WorkerPayload, index: int, lock: Any, parent_pid: int) -> None:
+def _worker_main(payload: WorkerPayload, index: int, parent_pid: int) -> None:
     """Entry of a spawned worker process: rebuild the context, then `work` on the shared study."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     os.environ.pop("MLFLOW_RUN_ID", None)  # never resume the parent run: nest under it
@@ -441,7 +541,7 @@ def _worker_main(payload: WorkerPayload, index: int, lock: Any, parent_pid: int)
         n_seen = len(optuna.load_study(study_name=payload.study_name, storage=storage).trials)
         sampler = make_sampler(payload.settings, index + 1, n_seen)
         study = optuna.load_study(study_name=payload.study_name, storage=storage, sampler=sampler)
-        work(study, ctx, lock, parent_pid)
+        work(study, ctx, payload.storage, parent_pid)
     except BaseException as exc:  # the message may quote data values: log the type only
         log.error("worker %d stopped: %s", index, type(exc).__name__)
         sys.exit(1)
@@ -450,11 +550,8 @@ def _worker_main(payload: WorkerPayload, index: int, lock: Any, parent_pid: int)
 def run_workers(payload: WorkerPayload, n_workers: int) -> None:
     """Spawn `n_workers` processes on one study and wait for all of them."""
     ctx = mp.get_context("spawn")
-    lock = ctx.Lock()
     procs = [
-        ctx.Process(
-            target=_worker_main, args=(payload, i, lock, os.getpid()), name=f"tune-worker-{i}"
-        )
+        ctx.Process(target=_worker_main, args=(payload, i, os.getpid()), name=f"tune-worker-{i}")
         for i in range(n_workers)
     ]
     for p in procs:
@@ -483,31 +580,66 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _dead_here(owner: Any) -> bool:
-    """True when `owner` (host, pid) names a process of this host that no longer runs."""
+    """True when `owner` (host, pid) names a process of this host that no longer runs. A trial
+    with no owner was asked by a worker killed before it recorded one: claims hold the claim
+    lock from `ask` to the owner, so under that lock an ownerless RUNNING trial is dead."""
     if not isinstance(owner, dict):
-        return True  # killed between `ask` and recording its owner
+        return True
     return owner.get("host") == HOST and not _pid_alive(int(owner.get("pid", -1)))
 
 
+def _requeue(study: optuna.Study, dead: optuna.trial.FrozenTrial, trials: list) -> None:
+    """Queue a dead trial's parameters once more (its slot reruns them, so a killed baseline
+    stays in the study); a retry that dies too is not queued again (its parameters may be what
+    kills the worker), nor a trial killed before it had any parameters."""
+    if "retry_of" in dead.user_attrs or any(
+        t.user_attrs.get("retry_of") == dead.number for t in trials
+    ):
+        return
+    params = dead.system_attrs.get("fixed_params") or dead.params
+    if not params:
+        return
+    attrs = {"retry_of": dead.number}
+    if dead.user_attrs.get("baseline"):
+        attrs["baseline"] = dead.user_attrs["baseline"]
+    study.enqueue_trial(dict(params), user_attrs=attrs)
+
+
 def fail_dead_trials(study: optuna.Study) -> list[int]:
-    """Mark trials left RUNNING by dead local processes FAIL and end their MLflow runs KILLED;
-    also end the runs of tunes of this study killed on this host. Returns the trial numbers."""
+    """Recover from processes of this host killed at any point; returns the failed trials.
+
+    Call it under `claim_lock`. Trials left RUNNING by a dead local process are marked FAIL and
+    their parameters queued again. Their MLflow runs, found by tags (a kill can land between
+    creating a run and recording its id on the trial), end KILLED; a run left RUNNING by a
+    worker killed after its trial was told ends FINISHED (everything was logged before the
+    tell). Runs of tunes of this study killed on this host end KILLED. Trials and runs of other
+    hosts are left alone (they may be alive).
+    """
     failed = []
-    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if not _dead_here(t.user_attrs.get("owner")):
+    trials = study.get_trials(deepcopy=False)
+    for t in trials:
+        if t.state != TrialState.RUNNING or not _dead_here(t.user_attrs.get("owner")):
             continue
-        study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+        try:
+            study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue  # another process recovered it first
         failed.append(t.number)
-        run_id = t.user_attrs.get("mlflow_run_id")
-        if run_id and tracking.run_status(run_id) == "RUNNING":
-            tracking.mark_killed(run_id)
-    for key, owner in study.user_attrs.items():
-        run_id = key.removeprefix("tune_run:")
-        alive = not key.startswith("tune_run:") or not _dead_here(owner)
-        if not alive and tracking.run_status(run_id) == "RUNNING":
-            tracking.mark_killed(run_id)
+        _requeue(study, t, trials)
     if failed:
         log.info("trials %s were left RUNNING by a killed process: marked FAIL", failed)
+    by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
+    for run in tracking.running_runs_tagged("optuna_study", study.study_name):
+        run_id, number = run.info.run_id, run.data.tags.get("optuna_trial_number")
+        if number is None:  # a tune's own run: its owner is in its tags from the start
+            host, _, pid = run.data.tags.get("tune_owner", "").rpartition(":")
+            if pid.isdigit() and _dead_here({"host": host, "pid": int(pid)}):
+                tracking.mark_killed(run_id)
+            continue
+        t = by_number.get(int(number)) if number.isdigit() else None
+        if t is None or not t.state.is_finished() or not _dead_here(t.user_attrs.get("owner")):
+            continue
+        tracking.end_run(run_id, "FINISHED" if t.state in FINISHED else "KILLED")
     return failed
 
 
@@ -758,12 +890,13 @@ def tune(s: TuneSettings) -> dict[str, Any]:
     storage_spec = s.storage or default_storage()
     study_name = s.study_name or f"tune-{prep.dataset.name}"
     study = open_study(s, storage_spec, study_name, prep.dataset.name)
-    fail_dead_trials(study)
+    with claim_lock(storage_spec, study_name):
+        fail_dead_trials(study)
     before = _finished(study)
     tags = {"optuna_study": study_name, "optuna_storage": describe_storage(storage_spec)}
+    tags["tune_owner"] = f"{HOST}:{os.getpid()}"  # how a later tune ends this run if it dies
     with tracking.run(f"tune-{prep.dataset.name}", tags=tags) as active:
         parent_id = active.info.run_id
-        study.set_user_attr(f"tune_run:{parent_id}", {"host": HOST, "pid": os.getpid()})
         target, codec, target_uri = load_or_train_target(prep, s.label)
         tracking.log_params(prep.split_params())
         digests = prep.log_inputs()
@@ -802,7 +935,7 @@ def tune(s: TuneSettings) -> dict[str, Any]:
             local = optuna.load_study(
                 study_name=study_name, storage=study._storage, sampler=sampler
             )
-            work(local, ctx)
+            work(local, ctx, storage_spec)
         elif remaining > 0:
             run_workers(
                 WorkerPayload(

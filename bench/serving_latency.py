@@ -45,11 +45,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def serve(model_uri: str, log: Path) -> tuple[subprocess.Popen, str]:
-    """`mlflow models serve` on 127.0.0.1, one worker, waited for until /ping answers."""
+def serve(model_uri: str, log: Path, workers: int = 1) -> tuple[subprocess.Popen, str]:
+    """`mlflow models serve` on 127.0.0.1 (one worker unless told), waited for until /ping
+    answers."""
     port = _free_port()
     cmd = [str(Path(sys.executable).parent / "mlflow"), "models", "serve", "-m", model_uri]
-    cmd += ["--env-manager", "local", "-h", "127.0.0.1", "-p", str(port), "-w", "1"]
+    cmd += ["--env-manager", "local", "-h", "127.0.0.1", "-p", str(port), "-w", str(workers)]
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     proc = subprocess.Popen(
         cmd, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True, env=env

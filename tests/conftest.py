@@ -7,6 +7,7 @@ many tests need (the breast target, a briefly trained encoder) are trained once 
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -222,3 +223,125 @@ def ckd_encoder(mlflow_store) -> dict:
     tracking.configure()
     train_target_job("ckd", epochs=20)
     return train_job("ckd", steps=200)
+
+
+def assert_trials_land_once(study, n_trials: int) -> dict[int, object]:
+    """The kill/resume contract, checked on the study and the tracking store: `n_trials`
+    finished trials and none RUNNING; each finished trial has exactly one MLflow run and it is
+    FINISHED; every other run of the study (failed trials, killed tunes) is ended, none left
+    RUNNING. Returns the finished trials' runs by trial number."""
+    from mlflow import MlflowClient
+    from optuna.trial import TrialState
+
+    client = MlflowClient()
+    ids = [e.experiment_id for e in client.search_experiments()]
+    runs = client.search_runs(
+        ids, filter_string=f"tags.optuna_study = '{study.study_name}'", max_results=10_000
+    )
+    by_trial: dict[int, list] = {}
+    for run in runs:
+        assert run.info.status != "RUNNING", f"run {run.info.run_name} was left RUNNING"
+        if "optuna_trial_number" in run.data.tags:
+            by_trial.setdefault(int(run.data.tags["optuna_trial_number"]), []).append(run)
+    trials = study.get_trials(deepcopy=False)
+    states = [t.state for t in trials]
+    assert TrialState.RUNNING not in states, states
+    finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    assert len(finished) == n_trials, states
+    out = {}
+    for t in trials:
+        statuses = [r.info.status for r in by_trial.get(t.number, [])]
+        if t.state in (TrialState.COMPLETE, TrialState.PRUNED):
+            assert statuses == ["FINISHED"], (t.number, t.state, statuses)
+            (out[t.number],) = by_trial[t.number]
+            recorded = t.user_attrs.get("mlflow_run_id")
+            assert recorded == out[t.number].info.run_id, (t.number, recorded)
+        else:  # a dead or failed trial: at most one run, ended KILLED or FAILED (or FINISHED
+            # and tagged FAIL: the trial ran to the end but an objective was not a number)
+            assert t.state == TrialState.FAIL, (t.number, t.state)
+            tags = [r.data.tags.get("optuna_state") for r in by_trial.get(t.number, [])]
+            assert statuses in ([], ["KILLED"], ["FAILED"]) or (
+                statuses == ["FINISHED"] and tags == ["FAIL"]
+            ), (t.number, statuses)
+    return out
+
+
+PG_BIN = Path(os.environ.get("ANOMIGAN_PG_BIN", "/usr/lib/postgresql/15/bin"))
+
+
+class PostgresServer:
+    """A throwaway PostgreSQL 15 server on 127.0.0.1 and a free port, data in a temporary
+    folder owned by the `postgres` user (initdb refuses root), trust auth, stopped at exit."""
+
+    def __init__(self) -> None:
+        import getpass
+        import shutil
+        import subprocess
+        import tempfile
+
+        self.port = free_port()
+        self.root = Path(tempfile.mkdtemp(prefix="anomigan-pg-"))
+        self.data = self.root / "data"
+        self.log = self.root / "server.log"
+        self.as_user: list[str] = []
+        if getpass.getuser() == "root":  # initdb will not run as root: run as `postgres`
+            shutil.chown(self.root, "postgres", "postgres")
+            self.as_user = ["runuser", "-u", "postgres", "--"]
+        self._run = subprocess.run
+        self._sh(
+            [str(PG_BIN / "initdb"), "-D", str(self.data), "-U", "postgres"]
+            + ["--auth=trust", "-E", "UTF8", "--locale=C.UTF-8"]
+        )
+        options = f"-p {self.port} -h 127.0.0.1 -k {self.root} -c fsync=off"
+        self._sh(
+            [str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.log)]
+            + ["-o", options, "-w", "-t", "60", "start"]
+        )
+
+    def _sh(self, cmd: list[str]) -> None:
+        out = self._run(self.as_user + cmd, capture_output=True, text=True, timeout=120)
+        if out.returncode != 0:
+            log = self.log.read_text()[-2000:] if self.log.exists() else ""
+            raise RuntimeError(f"{Path(cmd[0]).name} failed: {out.stderr[-2000:]} {log}")
+
+    def url(self, database: str, driver: str = "postgresql") -> str:
+        return f"{driver}://postgres@127.0.0.1:{self.port}/{database}"
+
+    def create_database(self, name: str) -> str:
+        """A fresh database; returns its `postgresql://` URL (SQLAlchemy 2.1: psycopg 3)."""
+        import psycopg
+
+        with psycopg.connect(self.url("postgres"), autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+    def query(self, database: str, sql: str) -> list[tuple]:
+        import psycopg
+
+        with psycopg.connect(self.url(database)) as conn:
+            return conn.execute(sql).fetchall()
+
+    def stop(self) -> None:
+        import shutil
+
+        try:
+            self._sh([str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop"])
+        finally:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A real PostgreSQL 15 server for the session. Where it cannot start, CI (CI=true) fails
+    loudly; elsewhere the tests that need it are skipped with the reason."""
+    try:
+        server = PostgresServer()
+    except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
+        message = f"PostgreSQL could not start from {PG_BIN}: {exc}"
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(message)
+        pytest.skip(message)
+    try:
+        yield server
+    finally:
+        server.stop()
