@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from anomigan.attacks import LINKAGE
+
 # utility figures: True when higher is better
 UTILITY = {
     "score_rank_corr": True,
@@ -24,14 +26,6 @@ UTILITY = {
     "prediction_agreement": True,
 }
 PRIVACY_AXIS = "reid_rate_worst"
-LINKAGE = (
-    "reid_rate",
-    "reid_rate_oracle",
-    "reid_rate_oracle_multi",
-    "reid_rate_score",
-    "reid_rate_score_features",
-    "reid_rate_inversion",
-)
 PRIVACY = (PRIVACY_AXIS, *LINKAGE, "ind_advantage_same_class", "ind_advantage_oracle")
 TABLE_METRICS = (
     "prediction_agreement",
