@@ -11,9 +11,6 @@ from __future__ import annotations
 import mlflow
 import pandas as pd
 import pytest
-
-pyspark = pytest.importorskip("pyspark")  # the spark extra is part of `make test`'s install
-
 from pyspark.sql import functions as F  # noqa: E402
 
 from anomigan import cli  # noqa: E402
