@@ -7,8 +7,10 @@ codec turns raw records into model space and back at the edges.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -17,6 +19,8 @@ from scipy import stats
 Predict = Callable[[np.ndarray], np.ndarray]
 #: re-draws of the prediction guard, as `train` serves it (0 turns the guard off)
 MAX_RESAMPLE = 10
+#: quantiles per variable a saved copula keeps (aggregates: no record's values in row order)
+N_QUANTILES = 64
 
 
 def is_guarded(anonymizer: object) -> bool:
@@ -269,6 +273,53 @@ class ClassCopula:
     def params(self) -> dict[str, float | int | str]:
         return {"shrinkage": self.shrinkage}
 
+    def quantized(self, n_quantiles: int = N_QUANTILES) -> ClassCopula:
+        """The same copula with each marginal cut to `n_quantiles` mid-quantiles, what a saved
+        encoder keeps: continuous values interpolate between them, categories stay observed
+        levels, and no record's values are stored."""
+        levels = (np.arange(n_quantiles) + 0.5) / n_quantiles
+
+        def cut(v: np.ndarray, discrete: bool) -> np.ndarray:
+            return np.quantile(v, levels, method="inverted_cdf" if discrete else "linear")
+
+        models = [
+            _ClassModel(
+                [cut(v, disc) for v, (_, _, disc) in zip(m.marginals, self.blocks, strict=True)],
+                m.chol,
+            )
+            for m in self.models
+        ]
+        return ClassCopula(models, self.blocks, self.n_features, self.predict, self.shrinkage)
+
+    def save(self, directory: str | Path) -> None:
+        """Marginals and Cholesky factors as .npz, blocks as JSON (`load` reads them back)."""
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        arrays = {f"chol{k}": m.chol for k, m in enumerate(self.models)}
+        for k, m in enumerate(self.models):
+            arrays.update({f"marginal{k}_{j}": v for j, v in enumerate(m.marginals)})
+        np.savez(d / "copula.npz", **arrays)
+        meta = {"blocks": self.blocks, "n_features": self.n_features, "shrinkage": self.shrinkage}
+        (d / "copula.json").write_text(json.dumps(meta))
+
+    @classmethod
+    def load(cls, directory: str | Path, predict: Predict | None = None) -> ClassCopula:
+        """A saved copula; without `predict` it samples by class only (`sample`)."""
+        d = Path(directory)
+        meta = json.loads((d / "copula.json").read_text())
+        blocks = [tuple(b) for b in meta["blocks"]]
+        with np.load(d / "copula.npz") as f:
+            n_models = sum(1 for k in f.files if k.startswith("chol"))
+            models = [
+                _ClassModel([f[f"marginal{k}_{j}"] for j in range(len(blocks))], f[f"chol{k}"])
+                for k in range(n_models)
+            ]
+        return cls(models, blocks, meta["n_features"], predict or _no_predict, meta["shrinkage"])
+
+
+def _no_predict(x: np.ndarray) -> np.ndarray:
+    raise ValueError("this copula was loaded without the target: sample it by class")
+
 
 @dataclass
 class CopulaBlend:
@@ -309,12 +360,19 @@ class AnomiGANAnonymizer:
     name: str = "anomigan"
 
     def _draw(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        # an encoder whose r comes from a per-class prior needs the target's class per record
+        classes = (
+            np.asarray(self.predict(x))
+            if self.predict is not None and getattr(self.trained, "prior", None) is not None
+            else None
+        )
         return self.trained.anonymize(
             x,
             rng_seed=int(rng.integers(0, 2**63 - 1)),
             noise_scale=self.noise_scale,
             n_noisy_layers=self.n_noisy_layers,
             fixed_layer=self.fixed_layer,
+            classes=classes,
         )
 
     def anonymize(self, x: np.ndarray, seed: int | None = None) -> np.ndarray:

@@ -59,6 +59,9 @@ def _cmd_train_target(a: argparse.Namespace) -> dict:
 
 
 def _cmd_train(a: argparse.Namespace) -> dict:
+    from dataclasses import fields
+
+    from anomigan.gan import GANConfig
     from anomigan.jobs import train_job
 
     return train_job(
@@ -68,13 +71,7 @@ def _cmd_train(a: argparse.Namespace) -> dict:
         a.test_size,
         n_records=a.n_records,
         max_resample=a.max_resample,
-        lambda_e=a.lambda_e,
-        lambda_d=a.lambda_d,
-        delta=a.delta,
-        steps=a.steps,
-        batch_size=a.batch_size,
-        lr=a.lr,
-        seed=a.seed,
+        **{f.name: getattr(a, f.name) for f in fields(GANConfig)},
     )
 
 
@@ -152,6 +149,27 @@ def _cmd_report(a: argparse.Namespace) -> dict:
 def _optional_float(text: str) -> float | None:
     """A number, or "" for "the default" (MLproject passes every parameter as text)."""
     return None if str(text).strip() == "" else float(text)
+
+
+def _gan_args(p: argparse.ArgumentParser) -> None:
+    """One option per GANConfig field, typed and described by the dataclass (no second copy
+    of a default: an option left out keeps the dataclass's)."""
+    from dataclasses import fields
+
+    from anomigan.gan import D2_LOSSES, PRIORS, GANConfig
+
+    d = GANConfig()
+    choices = {"prior": PRIORS, "d2_loss": D2_LOSSES}
+    for f in fields(GANConfig):
+        default = getattr(d, f.name)
+        kind = _int if f.name == "seed" or isinstance(default, int) else type(default)
+        p.add_argument(
+            f"--{f.name.replace('_', '-')}",
+            type=kind,
+            default=None,
+            choices=choices.get(f.name),
+            help=f"{f.metadata['help']} (default {default})",
+        )
 
 
 def _tune_args(p: argparse.ArgumentParser) -> None:
@@ -307,13 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
         "evaluate it on the test split and register a new encoder version.",
     )
     _data_args(p)
-    p.add_argument("--lambda-e", type=float, default=None, help="closeness weight λe (0.5)")
-    p.add_argument("--lambda-d", type=float, default=None, help="adversarial weight λd (0.5)")
-    p.add_argument("--delta", type=float, default=None, help="privacy level δ in [0, 1] (0.3)")
-    p.add_argument("--steps", type=_int, default=None, help="training steps")
-    p.add_argument("--batch-size", type=_int, default=None, help="batch size (10, the paper's)")
-    p.add_argument("--lr", type=float, default=None, help="Adam learning rate (1e-3)")
-    p.add_argument("--seed", type=_int, default=None, help="seed for training and inference")
+    _gan_args(p)
     p.add_argument(
         "--n-records", type=_int, default=1000, help="anonymised test records to evaluate on"
     )

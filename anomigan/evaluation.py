@@ -51,6 +51,7 @@ class EvalData:
     x_val: np.ndarray | None = None
     y_val: np.ndarray | None = None
     split: str = "test"
+    blocks: list[tuple[int, int, bool]] | None = None  # RecordCodec.model_blocks()
 
     def __post_init__(self) -> None:
         if self.split not in SPLITS:
@@ -396,7 +397,7 @@ def _settings(split: Split, config: SweepConfig, overrides: dict, index: int) ->
             if steps is not None:
                 kw["steps"] = steps
             start = time.perf_counter()
-            enc = train_anomigan(data.x_train, target.model, GANConfig(**kw))
+            enc = train_anomigan(data.x_train, target.model, GANConfig(**kw), blocks=split.blocks)
             cache[key] = (enc, time.perf_counter() - start)
         return cache[key]
 

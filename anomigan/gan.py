@@ -3,11 +3,18 @@ frozen target classifier D2; plus the trained anonymiser with the paper's per-la
 
 Encoder objective per step (B records x with predicted classes y = argmax D2(x)):
 
-    L_E = λe·(1-δ)·mean_i ||x_i - x^_i||_2
-          + λd·( w_d2·CE(y, D2(x^)) + δ·(w_link·L_link + w_nce·(L_nce_oracle + L_nce_orig))
+    L_E = λe·mean_i ||a_i - x^_i||_2
+          + λd·( w_d2·L_D2(x, x^) + δ·(w_link·L_link + w_nce·(L_nce_oracle + L_nce_orig))
                  + w_real·L_real )
 
-with x^ = E(x, r), r ~ U[0,1]^d fresh per record and step. See `AnomiGAN.train_step`.
+with x^ = E(x, r). With `prior="copula"` (the default) r is a fresh synthetic record of x's
+predicted class (a per-class Gaussian copula fitted on the training split) and the anchor is the
+δ-blend a = (1-δ)·x + δ·r: at δ = 1 the encoder is pulled to the synthetic record, at δ = 0 to
+the original, and in between L_D2 moves the release along what the target reads. With
+`prior="uniform"` (the paper) r ~ U[0,1]^d and a = x with weight (1-δ). L_D2 is chosen by
+`d2_loss`: the paper's cross-entropy on the arg-max class, a KL divergence between the target's
+outputs, or a squared error on its centred log-probabilities (the score, not only the class).
+See `AnomiGAN.train_step` and docs/method.md.
 """
 
 from __future__ import annotations
@@ -18,12 +25,14 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import keras
 import numpy as np
 import tensorflow as tf
 from tqdm.auto import tqdm
 
+from anomigan.anonymizers import ClassCopula
 from anomigan.inference import SMALL_BATCH, FoldedEncoder
 from anomigan.networks import build_critic, build_encoder, build_linker, linker_features
 from anomigan.noise import (
@@ -35,31 +44,54 @@ from anomigan.noise import (
 )
 
 
+def _field(default: object, help: str) -> Any:
+    """A GANConfig field whose help text the CLI and the MLproject check read."""
+    return field(default=default, metadata={"help": help})
+
+
 @dataclass
 class GANConfig:
-    """Hyper-parameters; paper values for lambda_e, lambda_d, delta, batch_size, lr, beta_1."""
+    """Hyper-parameters (every one a `train` option); paper values for lambda_e, lambda_d,
+    batch_size, lr, beta_1. The others were chosen on the validation split: docs/method.md."""
 
-    lambda_e: float = 0.5  # weight of the closeness term d(x, x^) (scaled by 1 - delta)
-    lambda_d: float = 0.5  # weight of the adversarial/target terms
-    delta: float = 0.3  # privacy level in [0, 1]: weight of the privacy terms, inference noise
-    steps: int = 4000
-    batch_size: int = 10  # paper value; records whose x^ enter the losses each step
-    n_ref: int = 64  # extra training records per step: same-class negatives / attack candidates
-    lr: float = 1e-3
-    beta_1: float = 0.5
-    seed: int | None = None
-    w_d2: float = 3.0  # multiplier on L_D2 (paper: 1); 1 gave agreement 0.936 < 0.95
-    w_real: float = 0.2  # realism critic weight (1.0 slides back towards identity)
-    w_link: float = 1.0  # adversarial linker D1 inside the privacy term
-    w_nce: float = 1.0  # soft (InfoNCE) nearest-record attacks inside the privacy term
-    tau: float = 0.1  # soft-attack temperature, relative to the batch's mean squared distance
-    log_every: int = 100
-    variance_passes: int = 4  # passes over the training set (fresh r) to record layer variances
+    lambda_e: float = _field(0.5, "closeness weight λe (to the anchor, see prior)")
+    lambda_d: float = _field(0.5, "weight λd of the target, privacy and realism terms")
+    delta: float = _field(0.3, "privacy level δ in [0, 1]: privacy weight, anchor, noise")
+    steps: int = _field(4000, "training steps")
+    batch_size: int = _field(10, "records whose release enters the losses each step")
+    n_ref: int = _field(64, "other records per step: the soft attacks' candidates")
+    lr: float = _field(1e-3, "Adam learning rate")
+    beta_1: float = _field(0.5, "Adam beta_1")
+    seed: int | None = _field(None, "seed for training and inference (None: OS entropy)")
+    w_d2: float = _field(3.0, "multiplier on the target term L_D2 (paper: 1)")
+    w_real: float = _field(0.2, "realism critic weight")
+    w_link: float = _field(1.0, "adversarial linker D1 inside the privacy term")
+    w_nce: float = _field(1.0, "soft nearest-record attacks inside the privacy term")
+    tau: float = _field(0.1, "soft-attack temperature, relative to the mean distance")
+    log_every: int = _field(100, "steps per logged loss point (0: none)")
+    variance_passes: int = _field(4, "passes over the training set to record layer variances")
+    prior: str = _field("copula", "where r comes from: copula (same-class synthetic) or uniform")
+    d2_loss: str = _field("kl", "target term: ce (arg-max class), kl or logit (the score)")
+    w_corr: float = _field(3.0, "weight of the correlation-structure fidelity term")
+
+    def __post_init__(self) -> None:
+        if self.prior not in PRIORS:
+            raise ValueError(f"prior must be one of {', '.join(PRIORS)}, got {self.prior!r}")
+        if self.d2_loss not in D2_LOSSES:
+            raise ValueError(f"d2_loss must be one of {', '.join(D2_LOSSES)}, got {self.d2_loss!r}")
 
     @classmethod
     def from_dict(cls, d: dict) -> GANConfig:
-        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
-        return cls(**known)
+        unknown = sorted(set(d) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise ValueError(f"unknown GANConfig fields: {', '.join(unknown)}")
+        return cls(**d)
+
+
+PRIORS = ("copula", "uniform")
+D2_LOSSES = ("ce", "kl", "logit")
+#: synthetic records per class drawn once for training (inference draws fresh ones)
+PRIOR_BANK = 2048
 
 
 def _bce(label: float, p: tf.Tensor) -> tf.Tensor:
@@ -87,11 +119,51 @@ def soft_attack_loss(
     return tf.reduce_mean(excess), tf.reduce_mean(top1)
 
 
+def _log_probs(p: tf.Tensor) -> tf.Tensor:
+    """Centred log-probabilities: the target's score, not saturated at 0 or 1."""
+    logp = tf.math.log(tf.clip_by_value(p, 1e-12, 1.0))
+    return logp - tf.reduce_mean(logp, axis=1, keepdims=True)
+
+
+def d2_term(kind: str, p_orig: tf.Tensor, p_anon: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
+    """How far the target's output on x^ is from its output on x (`GANConfig.d2_loss`)."""
+    if kind == "ce":
+        return tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(y, p_anon))
+    if kind == "kl":
+        q = tf.clip_by_value(p_anon, 1e-7, 1.0)
+        p = tf.clip_by_value(p_orig, 1e-7, 1.0)
+        return tf.reduce_mean(tf.reduce_sum(p * (tf.math.log(p) - tf.math.log(q)), axis=1))
+    return tf.reduce_mean(tf.square(_log_probs(p_anon) - _log_probs(p_orig)))
+
+
+def corr_gap(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
+    """Mean absolute difference of the column correlation matrices of two equal-size batches
+    (a constant column correlates 0 with everything, as in `metrics.corr_matrix_mad`)."""
+
+    def corr(m: tf.Tensor) -> tf.Tensor:
+        m = m - tf.reduce_mean(m, axis=0, keepdims=True)
+        cov = tf.matmul(m, m, transpose_a=True)
+        sd = tf.sqrt(tf.linalg.diag_part(cov) + 1e-8)
+        return cov / (sd[:, None] * sd[None, :])
+
+    return tf.reduce_mean(tf.abs(corr(a) - corr(b)))
+
+
+def predicted_classes(target: keras.Model, x: np.ndarray) -> np.ndarray:
+    """The frozen target's arg-max class for model-space records."""
+    return np.argmax(np.asarray(target(x, training=False)), axis=1).astype(np.int32)
+
+
 class AnomiGAN(keras.Model):
     """Encoder + D1 (linker) + realism critic + frozen target, with a custom train step."""
 
     def __init__(
-        self, x_train: np.ndarray, target: keras.Model, config: GANConfig, **kwargs
+        self,
+        x_train: np.ndarray,
+        target: keras.Model,
+        config: GANConfig,
+        prior: ClassCopula | None = None,
+        **kwargs,
     ) -> None:
         super().__init__(**kwargs)
         self.config = config
@@ -99,9 +171,10 @@ class AnomiGAN(keras.Model):
         self.n_features = x_train.shape[1]
         self.target = target
         self.target.trainable = False
-        y = np.argmax(np.asarray(target(x_train, training=False)), axis=1).astype(np.int32)
+        y = predicted_classes(target, x_train)
         self.x_data = tf.constant(x_train)
         self.y_data = tf.constant(y)
+        self.p_data = tf.constant(np.asarray(target(x_train, training=False), np.float32))
         # class-indexed table for sampling same-predicted-class negatives inside the graph
         classes = np.unique(y)
         n_cls = int(y.max()) + 1
@@ -112,14 +185,22 @@ class AnomiGAN(keras.Model):
             table[c, : len(idx)] = idx
         self.cls_table = tf.constant(table)
         self.cls_counts = tf.constant(counts)
-        self.encoder = build_encoder(self.n_features)
-        self.linker = build_linker(self.n_features)
-        self.critic = build_critic(self.n_features)
         self.gen = (
             tf.random.Generator.from_seed(config.seed)
             if config.seed is not None
             else tf.random.Generator.from_non_deterministic_state()
         )
+        # r for training: a bank of synthetic records per class, drawn once from the prior
+        self.prior = prior
+        if prior is not None:
+            rng = np.random.default_rng(config.seed)
+            bank = [prior.sample(np.full(PRIOR_BANK, c), rng) for c in range(n_cls)]
+            self.r_bank: tf.Tensor | None = tf.constant(np.stack(bank))  # (classes, bank, d)
+        else:
+            self.r_bank = None
+        self.encoder = build_encoder(self.n_features)
+        self.linker = build_linker(self.n_features)
+        self.critic = build_critic(self.n_features)
 
         def adam() -> keras.optimizers.Optimizer:
             return keras.optimizers.Adam(config.lr, beta_1=config.beta_1)
@@ -129,23 +210,42 @@ class AnomiGAN(keras.Model):
         self.opt_l.build(self.linker.trainable_variables)
         self.opt_c.build(self.critic.trainable_variables)
 
+    def draw_r(self, y: tf.Tensor) -> tf.Tensor:
+        """Fresh randomness r for records of predicted classes y: a same-class synthetic record
+        from the bank, or uniform noise with the paper's prior."""
+        if self.r_bank is None:
+            return self.gen.uniform([tf.shape(y)[0], self.n_features])
+        j = self.gen.uniform(tf.shape(y), 0, PRIOR_BANK, dtype=tf.int32)
+        return tf.gather_nd(self.r_bank, tf.stack([y, j], axis=1))
+
     def _sample(self) -> dict[str, tf.Tensor]:
-        cfg, d = self.config, self.n_features
+        cfg = self.config
         n = tf.shape(self.x_data)[0]
         b, k = cfg.batch_size, cfg.n_ref
         idx = self.gen.uniform([b], 0, n, dtype=tf.int32)
         y = tf.gather(self.y_data, idx)
         cnt = tf.gather(self.cls_counts, y)
-        j = tf.cast(self.gen.uniform([b]) * tf.cast(cnt, tf.float32), tf.int32)
-        neg = tf.gather_nd(self.cls_table, tf.stack([y, tf.minimum(j, cnt - 1)], axis=1))
+        # a same-class negative other than the record itself (offset 1..cnt-1 in its class row)
+        pos = tf.argmax(
+            tf.cast(tf.gather(self.cls_table, y) == idx[:, None], tf.int32),
+            axis=1,
+            output_type=tf.int32,
+        )
+        off = 1 + tf.cast(self.gen.uniform([b]) * tf.cast(tf.maximum(cnt - 1, 1), tf.float32),
+                          tf.int32)  # fmt: skip
+        j = tf.where(cnt > 1, (pos + off) % tf.maximum(cnt, 1), pos)
+        neg = tf.gather_nd(self.cls_table, tf.stack([y, j], axis=1))
         ref = self.gen.uniform([k], 0, n, dtype=tf.int32)
+        y_ref = tf.gather(self.y_data, ref)
         return {
             "x": tf.gather(self.x_data, idx),
+            "p": tf.gather(self.p_data, idx),
             "y": y,
             "x_neg": tf.gather(self.x_data, neg),
             "x_ref": tf.gather(self.x_data, ref),
-            "y_ref": tf.gather(self.y_data, ref),
-            "r": self.gen.uniform([3 * b + k, d]),
+            "y_ref": y_ref,
+            "r": self.draw_r(tf.concat([y, y, y], axis=0)),
+            "r_ref": self.draw_r(y_ref),
         }
 
     def train_step(self, data: object = None) -> dict[str, tf.Tensor]:
@@ -155,12 +255,15 @@ class AnomiGAN(keras.Model):
         b = cfg.batch_size
         s = self._sample()
         x, y, x_ref, y_ref = s["x"], s["y"], s["x_ref"], s["y_ref"]
+        # the attack's candidate pool: other records' re-anonymisations, as released (inference
+        # mode, no gradient), so batch norm's training statistics come from this batch's records
+        z_ref = tf.stop_gradient(self.encoder(x_ref, s["r_ref"], training=False))
         with tf.GradientTape() as tape_e:
             # one batch-norm batch: x^ = E(x, r), z = E(x, r'') (the adversary's re-anonymisation),
-            # x^_neg = E(x', r) for x' of the same predicted class, z_ref = E(x_ref, r_ref)
-            inp = tf.concat([x, x, s["x_neg"], x_ref], axis=0)
+            # x^_neg = E(x', r) for x' ≠ x of the same predicted class
+            inp = tf.concat([x, x, s["x_neg"]], axis=0)
             out = self.encoder(inp, s["r"], training=True)
-            xh, z, xh_neg, z_ref = out[:b], out[b : 2 * b], out[2 * b : 3 * b], out[3 * b :]
+            xh, z, xh_neg = out[:b], out[b : 2 * b], out[2 * b :]
             pos_f = linker_features(x, z, xh)
             neg_f = linker_features(x, z, xh_neg)
             with tf.GradientTape(persistent=True) as tape_d:
@@ -175,9 +278,14 @@ class AnomiGAN(keras.Model):
             self.opt_c.apply_gradients(zip(tape_d.gradient(l_crit, cv), cv, strict=True))
             del tape_d
 
-            close = tf.reduce_mean(tf.sqrt(tf.reduce_sum(tf.square(x - xh), axis=1) + 1e-8))
+            if self.r_bank is None:  # the paper: closeness to x, fading with δ
+                anchor, w_close = x, cfg.lambda_e * (1.0 - cfg.delta)
+            else:  # closeness to the δ-blend of the record and its synthetic draw
+                anchor = (1.0 - cfg.delta) * x + cfg.delta * s["r"][:b]
+                w_close = cfg.lambda_e
+            close = tf.reduce_mean(tf.sqrt(tf.reduce_sum(tf.square(anchor - xh), axis=1) + 1e-8))
             probs = self.target(xh, training=False)
-            l_d2 = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(y, probs))
+            l_d2 = d2_term(cfg.d2_loss, s["p"], probs, y)
             # encoder wants D1 wrong on both: positives called unlinked, negatives linked
             l_link = _bce(0.0, self.linker(pos_f)) + _bce(1.0, self.linker(neg_f))
             l_real = _bce(1.0, self.critic(xh))
@@ -185,7 +293,8 @@ class AnomiGAN(keras.Model):
             nce_o, top1_o = soft_attack_loss(xh, tf.concat([z, z_ref], axis=0), y, keys_y, cfg.tau)
             nce_x, top1_x = soft_attack_loss(xh, tf.concat([x, x_ref], axis=0), y, keys_y, cfg.tau)
             privacy = cfg.w_link * l_link + cfg.w_nce * (nce_o + nce_x)
-            l_e = cfg.lambda_e * (1.0 - cfg.delta) * close + cfg.lambda_d * (
+            l_corr = corr_gap(out, inp)  # every release of the step against its own records
+            l_e = w_close * close + cfg.w_corr * l_corr + cfg.lambda_d * (
                 cfg.w_d2 * l_d2 + cfg.delta * privacy + cfg.w_real * l_real
             )
         ev = self.encoder.trainable_variables
@@ -197,8 +306,9 @@ class AnomiGAN(keras.Model):
             "loss_encoder": l_e,
             "loss_linker": l_lnk,
             "loss_critic": l_crit,
-            "dist": close,
+            "dist": tf.reduce_mean(tf.sqrt(tf.reduce_sum(tf.square(x - xh), axis=1) + 1e-8)),
             "loss_d2": l_d2,
+            "corr_gap": l_corr,
             "loss_link_enc": l_link,
             "loss_real_enc": l_real,
             "nce_oracle": nce_o,
@@ -221,7 +331,8 @@ class AnomiGAN(keras.Model):
         for _ in range(passes):
             for start in range(0, int(self.x_data.shape[0]), 4096):
                 xb = self.x_data[start : start + 4096]
-                acc.update([h.numpy() for h in hidden(xb, self.gen.uniform(tf.shape(xb)))])
+                r = self.draw_r(self.y_data[start : start + 4096])
+                acc.update([h.numpy() for h in hidden(xb, r)])
         return acc.result()
 
 
@@ -231,12 +342,16 @@ SEGMENT_ROWS = 64
 
 @dataclass
 class TrainedEncoder:
-    """A trained anonymiser: encoder weights, recorded layer variances, config and loss history."""
+    """A trained anonymiser: encoder weights, recorded layer variances, config, loss history and
+    the prior r is drawn from (None: uniform). `classify` gives the target's predicted class
+    when `anonymize` is called without `classes` (set by training; a loaded encoder has none)."""
 
     encoder: keras.Model
     variances: LayerVariances
     config: GANConfig
     history: dict[str, list[float]] = field(default_factory=dict)
+    prior: ClassCopula | None = None
+    classify: Callable[[np.ndarray], np.ndarray] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         # inference runs on the folded weights (frozen once training is over), built on first use
@@ -264,14 +379,14 @@ class TrainedEncoder:
         @tf.function(
             input_signature=[
                 tf.TensorSpec([None, d], tf.float32),
+                tf.TensorSpec([None, d], tf.float32),
                 tf.TensorSpec([2], tf.int64),
                 tf.TensorSpec([len(patterns)], tf.int32),
                 tf.TensorSpec([], tf.float32),
             ]
         )
-        def graph(x, seed, sizes, scale):  # noqa: ANN001, ANN202
+        def graph(x, r, seed, sizes, scale):  # noqa: ANN001, ANN202
             seeds = tf.random.experimental.stateless_split(seed, 1 + len(patterns) * n_layers)
-            r = tf.random.stateless_uniform(tf.shape(x), seed=seeds[0])
             xs, rs = tf.split(x, sizes), tf.split(r, sizes)
 
             def segment(j: int) -> tf.Tensor:
@@ -299,10 +414,12 @@ class TrainedEncoder:
         n_noisy_layers: int = 1,
         fixed_layer: int | None = None,
         batch_size: int = 16384,
+        classes: np.ndarray | None = None,
     ) -> np.ndarray:
         """x (n, d) in [0,1] -> x^ (n, d): fresh r per record and noise with variance
         noise_scale·var_l (default noise_scale = delta) on `n_noisy_layers` random hidden layers
-        per record (or on `fixed_layer`). Same rng_seed -> same output; None -> OS entropy."""
+        per record (or on `fixed_layer`). Same rng_seed -> same output; None -> OS entropy.
+        `classes`: the target's predicted class per record, needed when r comes from a prior."""
         n_layers = self.variances.n_layers
         scale = self.config.delta if noise_scale is None else noise_scale
         # separate streams: the draw of noisy layers must not shift the randomness r
@@ -311,8 +428,9 @@ class TrainedEncoder:
         pattern = draw_layer_patterns(layer_rng, len(x), n_layers, n_noisy_layers, fixed_layer)
         if scale <= 0:
             pattern[:] = 0
+        r = self.draw_r(x, classes, rng)
         if len(x) <= SMALL_BATCH:
-            return self._anonymize_small(x, pattern, scale, rng)
+            return self._anonymize_small(x, r, pattern, scale, rng)
         patterns = (0,) if scale <= 0 else possible_patterns(n_layers, n_noisy_layers, fixed_layer)
         with self._building:
             if patterns not in self._graphs:
@@ -322,17 +440,40 @@ class TrainedEncoder:
         # rows sorted by pattern: each batch splits into one contiguous segment per pattern
         segment = np.searchsorted(patterns, pattern)
         order = np.argsort(segment, kind="stable")
-        xs, segment = x[order], segment[order]
+        xs, rs, segment = x[order], r[order], segment[order]
         out = np.empty_like(x)
         for start in range(0, len(x), batch_size):
             rows = slice(start, start + batch_size)
             seed = tf.constant(rng.integers(0, 2**62, size=2), tf.int64)
             sizes = np.bincount(segment[rows], minlength=len(patterns)).astype(np.int32)
-            out[order[rows]] = graph(xs[rows], seed, sizes, scale_t).numpy()
+            out[order[rows]] = graph(xs[rows], rs[rows], seed, sizes, scale_t).numpy()
         return out
 
+    def draw_r(
+        self, x: np.ndarray, classes: np.ndarray | None, rng: np.random.Generator
+    ) -> np.ndarray:
+        """The randomness r per record: a fresh synthetic record of its class, or uniform."""
+        if self.prior is None:
+            return rng.random(x.shape, dtype=np.float32)
+        if classes is None:
+            if self.classify is None:
+                raise ValueError(
+                    "this encoder draws r from a per-class prior: pass the target's predicted "
+                    "classes (AnomiGANAnonymizer does, given the target's predict)"
+                )
+            classes = self.classify(x)
+        classes = np.asarray(classes)
+        if classes.shape != (len(x),):
+            raise ValueError(f"classes must hold one class per record ({len(x)}), got {classes.shape}")
+        return self.prior.sample(classes, rng)
+
     def _anonymize_small(
-        self, x: np.ndarray, pattern: np.ndarray, scale: float, rng: np.random.Generator
+        self,
+        x: np.ndarray,
+        r: np.ndarray,
+        pattern: np.ndarray,
+        scale: float,
+        rng: np.random.Generator,
     ) -> np.ndarray:
         """The same draw for a few rows in numpy (a TensorFlow call alone costs ~0.6 ms)."""
         factor = np.float32(np.sqrt(max(scale, 0.0)))
@@ -343,7 +484,6 @@ class TrainedEncoder:
                 eps = rng.standard_normal((rows.size, *h.shape[1:]), dtype=np.float32)
                 h[rows] += eps * (self._stds[i] * factor)
 
-        r = rng.random(x.shape, dtype=np.float32)
         return self.folded.forward(x, r, noise if pattern.any() else None)
 
     def save(self, directory: str | Path) -> None:
@@ -354,6 +494,8 @@ class TrainedEncoder:
         (d / "config.json").write_text(json.dumps(meta, indent=2))
         self.variances.save_npz(d / "variances.npz")
         (d / "history.json").write_text(json.dumps(self.history))
+        if self.prior is not None:
+            self.prior.save(d / "prior")
 
     @classmethod
     def load(cls, directory: str | Path) -> TrainedEncoder:
@@ -363,11 +505,13 @@ class TrainedEncoder:
         enc.load_weights(d / "encoder.weights.h5")
         hist_path = d / "history.json"
         history = json.loads(hist_path.read_text()) if hist_path.exists() else {}
+        prior = ClassCopula.load(d / "prior") if (d / "prior").is_dir() else None
         return cls(
             enc,
             LayerVariances.load(d / "variances.npz"),
             GANConfig.from_dict(meta["config"]),
             history,
+            prior,
         )
 
 
@@ -376,30 +520,48 @@ def train_anomigan(
     target: keras.Model,
     config: GANConfig,
     callback: Callable[[int, dict[str, float]], None] | None = None,
+    blocks: list[tuple[int, int, bool]] | None = None,
 ) -> TrainedEncoder:
-    """Train for config.steps custom steps, record per-layer variances, return the anonymiser."""
+    """Train for config.steps custom steps, record per-layer variances, return the anonymiser.
+
+    `blocks` (`RecordCodec.model_blocks()`) tells the copula prior which columns are one-hot
+    categories; None: every column continuous."""
     if config.seed is not None:
         keras.utils.set_random_seed(config.seed)
-    gan = AnomiGAN(x_train, target, config)
-    step_fn = tf.function(gan.train_step)
+
+    def classify(x: np.ndarray) -> np.ndarray:
+        return predicted_classes(target, x)
+
+    prior = None
+    if config.prior == "copula":
+        x32 = np.clip(np.asarray(x_train, np.float32), 0.0, 1.0)
+        prior = ClassCopula.fit(x32, classify, blocks).quantized()
+    gan = AnomiGAN(x_train, target, config, prior)
+    names: list[str] = []
+
+    def step() -> tf.Tensor:
+        losses = gan.train_step()
+        names[:] = list(losses)
+        return tf.stack([tf.cast(v, tf.float32) for v in losses.values()])
+
+    step_fn = tf.function(step)
     history: dict[str, list[float]] = {"step": []}
     t0 = time.perf_counter()
-    acc: dict[str, float] = {}
+    acc: tf.Tensor | None = None
     n_acc = 0
-    for step in tqdm(range(1, config.steps + 1), desc="AnomiGAN", mininterval=2.0):
+    for i in tqdm(range(1, config.steps + 1), desc="AnomiGAN", mininterval=2.0):
         losses = step_fn()
         if config.log_every > 0:
-            for k, v in losses.items():  # running mean over the logging window
-                acc[k] = acc.get(k, 0.0) + v
+            acc = losses if acc is None else acc + losses  # running sum over the window
             n_acc += 1
-            if step % config.log_every == 0 or step == config.steps:
-                vals = {k: float(v) / n_acc for k, v in acc.items()}
-                history["step"].append(float(step))
+            if i % config.log_every == 0 or i == config.steps:
+                vals = dict(zip(names, (acc.numpy() / n_acc).tolist(), strict=True))
+                history["step"].append(float(i))
                 for k, v in vals.items():
                     history.setdefault(k, []).append(v)
                 if callback is not None:
-                    callback(step, vals)
-                acc, n_acc = {}, 0
+                    callback(i, vals)
+                acc, n_acc = None, 0
     variances = gan.record_variances(config.variance_passes)
     history["train_seconds"] = [time.perf_counter() - t0]
-    return TrainedEncoder(gan.encoder, variances, config, history)
+    return TrainedEncoder(gan.encoder, variances, config, history, prior, classify)

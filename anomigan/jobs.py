@@ -55,6 +55,7 @@ class Prepared:
             target.vocabulary.encode(self.test.labels),
             codec.encode(self.val.features),
             target.vocabulary.encode(self.val.labels),
+            blocks=codec.model_blocks(),
         )
 
     def log_inputs(self) -> dict[str, str]:
@@ -269,7 +270,9 @@ def train_job(
             tracking.log_metrics({f"loss_{k}": v for k, v in losses.items()}, step=step)
 
         start = time.perf_counter()
-        trained = train_anomigan(data.x_train, target.model, config, callback=log_losses)
+        trained = train_anomigan(
+            data.x_train, target.model, config, callback=log_losses, blocks=data.blocks
+        )
         train_seconds = time.perf_counter() - start
         anonymizer = AnomiGANAnonymizer(trained, target.predict, max_resample)
         seed = config.seed if config.seed is not None else 0
@@ -287,7 +290,7 @@ def train_job(
         command = (
             f"anomigan train --dataset {prep.spec} --split-seed {prep.split_seed} "
             + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in asdict(config).items()
-                       if k in TRAIN_OPTIONS and v is not None)  # fmt: skip
+                       if v is not None and k != "log_every")  # fmt: skip
             + f" --max-resample {max_resample}"
         )
         card = model_card(name, prep, digests, asdict(config), anonymizer, data, target,
@@ -317,9 +320,6 @@ def train_job(
 
 
 #: GANConfig fields the `train` command takes as options (the card's reproduce command)
-TRAIN_OPTIONS = ("lambda_e", "lambda_d", "delta", "steps", "batch_size", "lr", "seed")
-
-
 def model_card(
     name: str,
     prep: Prepared,

@@ -190,6 +190,7 @@ def suggest_config(trial: optuna.Trial, s: TuneSettings):
         w_real=trial.suggest_float("w_real", 0.01, 1.0, log=True),
         w_link=trial.suggest_float("w_link", 0.1, 3.0, log=True),
         w_nce=trial.suggest_float("w_nce", 0.1, 3.0, log=True),
+        w_corr=trial.suggest_float("w_corr", 0.3, 10.0, log=True),
         lr=trial.suggest_float("lr", 1e-4, 5e-3, log=True),
         batch_size=trial.suggest_categorical("batch_size", BATCH_SIZES),
         steps=steps,
@@ -216,6 +217,7 @@ def default_params(s: TuneSettings) -> dict[str, Any]:
         "w_real": clip(d.w_real, 0.01, 1.0),
         "w_link": clip(d.w_link, 0.1, 3.0),
         "w_nce": clip(d.w_nce, 0.1, 3.0),
+        "w_corr": clip(d.w_corr, 0.3, 10.0),
         "lr": clip(d.lr, 1e-4, 5e-3),
         "batch_size": min(BATCH_SIZES, key=lambda b: abs(b - d.batch_size)),
     }
@@ -299,7 +301,9 @@ def run_trial(trial: optuna.Trial, ctx: TrialContext, tell: Teller) -> list[floa
 
         start = time.perf_counter()
         try:
-            trained = train_anomigan(ctx.data.x_train, ctx.target.model, config, on_checkpoint)
+            trained = train_anomigan(
+                ctx.data.x_train, ctx.target.model, config, on_checkpoint, ctx.data.blocks
+            )
         except optuna.TrialPruned as exc:
             tracking.set_tags({"optuna_state": "PRUNED", "pruned_because": str(exc)})
             pruned = exc
@@ -851,7 +855,7 @@ def _promote(
         )
         params = {k.removeprefix("param_"): v for k, v in best.items() if k.startswith("param_")}
         config = GANConfig.from_dict({**params, "seed": ctx.settings.seed + best["trial_number"]})
-        trained = train_anomigan(ctx.data.x_train, ctx.target.model, config)
+        trained = train_anomigan(ctx.data.x_train, ctx.target.model, config, blocks=ctx.data.blocks)
         source = "retrained"
     s = ctx.settings
     anonymizer = AnomiGANAnonymizer(trained, ctx.target.predict, s.max_resample)

@@ -52,3 +52,27 @@ def test_cli_tune_defaults_are_the_dataclass_defaults():
             assert _same(getattr(tune, f.name), getattr(settings, f.name)), f.name
     for entry in ("train", "tune", "evaluate", "train_target"):
         assert _same(_defaults(entry).get("test_size", TEST_SIZE), TEST_SIZE)
+
+
+def test_train_reaches_every_gan_config_field():
+    """A tuned champion can be trained again from its params: every GANConfig field is a
+    `train` option (CLI and MLproject), and an option left out keeps the dataclass default."""
+    names = {f.name for f in fields(GANConfig)}
+    assert names <= set(_defaults("train"))
+    command = MLPROJECT["entry_points"]["train"]["command"]
+    for name in names:
+        assert f"--{name.replace('_', '-')} {{{name}}}" in command, name
+    args = build_parser().parse_args(["train", "--w-corr", "2", "--prior", "uniform"])
+    assert all(hasattr(args, n) for n in names)
+    given = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
+    assert given == {"w_corr": 2.0, "prior": "uniform"}
+    assert GANConfig(**given) == GANConfig(w_corr=2.0, prior="uniform")
+
+
+def test_gan_config_rejects_unknown_fields_and_values():
+    with pytest.raises(ValueError, match="unknown GANConfig fields: bogus"):
+        GANConfig.from_dict({"delta": 0.3, "bogus": 1})
+    with pytest.raises(ValueError, match="prior must be one of"):
+        GANConfig(prior="gaussian")
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "--d2-loss", "mse"])

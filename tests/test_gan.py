@@ -151,7 +151,12 @@ def test_save_load_round_trip(trained: TrainedEncoder, data, tmp_path) -> None:
     loaded = TrainedEncoder.load(tmp_path / "enc")
     assert loaded.config == trained.config
     x = data[0][:40]
+    classes = trained.classify(x)  # a loaded encoder holds no target: its caller gives classes
     np.testing.assert_allclose(
-        loaded.anonymize(x, rng_seed=11), trained.anonymize(x, rng_seed=11), atol=1e-6
+        loaded.anonymize(x, rng_seed=11, classes=classes),
+        trained.anonymize(x, rng_seed=11),
+        atol=1e-6,
     )
     assert loaded.history["step"] == trained.history["step"]
+    with pytest.raises(ValueError, match="predicted classes"):
+        loaded.anonymize(x)
