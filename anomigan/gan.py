@@ -294,8 +294,10 @@ class AnomiGAN(keras.Model):
             nce_x, top1_x = soft_attack_loss(xh, tf.concat([x, x_ref], axis=0), y, keys_y, cfg.tau)
             privacy = cfg.w_link * l_link + cfg.w_nce * (nce_o + nce_x)
             l_corr = corr_gap(out, inp)  # every release of the step against its own records
-            l_e = w_close * close + cfg.w_corr * l_corr + cfg.lambda_d * (
-                cfg.w_d2 * l_d2 + cfg.delta * privacy + cfg.w_real * l_real
+            l_e = (
+                w_close * close
+                + cfg.w_corr * l_corr
+                + cfg.lambda_d * (cfg.w_d2 * l_d2 + cfg.delta * privacy + cfg.w_real * l_real)
             )
         ev = self.encoder.trainable_variables
         self.opt_e.apply_gradients(zip(tape_e.gradient(l_e, ev), ev, strict=True))
@@ -464,7 +466,9 @@ class TrainedEncoder:
             classes = self.classify(x)
         classes = np.asarray(classes)
         if classes.shape != (len(x),):
-            raise ValueError(f"classes must hold one class per record ({len(x)}), got {classes.shape}")
+            raise ValueError(
+                f"classes must hold one class per record ({len(x)}), got shape {classes.shape}"
+            )
         return self.prior.sample(classes, rng)
 
     def _anonymize_small(

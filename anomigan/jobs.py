@@ -353,8 +353,10 @@ def model_card(
         for k, a in references.items()
     }
     x = np.tile(data.x_targets, (max(1, -(-n_records // len(data.x_targets))), 1))
-    first = AnomiGANAnonymizer(
+    first = AnomiGANAnonymizer(  # the first draw: the guard's predict gives classes only
         anonymizer.trained,
+        target.predict,
+        max_resample=0,
         noise_scale=anonymizer.noise_scale,
         n_noisy_layers=anonymizer.n_noisy_layers,
     ).anonymize(x, seed=seed)
