@@ -45,7 +45,7 @@ def _data_args(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_train_target(a: argparse.Namespace) -> dict:
-    from anomigan.jobs import train_target_job
+    from anomigan.mlops.jobs import train_target_job
 
     return train_target_job(
         a.dataset,
@@ -59,7 +59,7 @@ def _cmd_train_target(a: argparse.Namespace) -> dict:
 
 
 def _cmd_train(a: argparse.Namespace) -> dict:
-    from anomigan.jobs import train_job
+    from anomigan.mlops.jobs import train_job
 
     return train_job(
         a.dataset,
@@ -79,7 +79,7 @@ def _cmd_train(a: argparse.Namespace) -> dict:
 
 
 def _cmd_tune(a: argparse.Namespace) -> dict:
-    from anomigan.jobs import tune_job
+    from anomigan.mlops.jobs import tune_job
 
     return tune_job(
         a.dataset,
@@ -105,7 +105,7 @@ def _cmd_tune(a: argparse.Namespace) -> dict:
 
 
 def _cmd_promote(a: argparse.Namespace) -> dict:
-    from anomigan.tuning import promote
+    from anomigan.mlops.tuning import promote
 
     return promote(a.model, a.version)
 
@@ -121,7 +121,7 @@ def _bool(text: str) -> bool:
 
 
 def _cmd_evaluate(a: argparse.Namespace) -> dict:
-    from anomigan.jobs import evaluate_job
+    from anomigan.mlops.jobs import evaluate_job
 
     return evaluate_job(
         a.dataset,
@@ -142,7 +142,7 @@ def _cmd_evaluate(a: argparse.Namespace) -> dict:
 
 
 def _cmd_report(a: argparse.Namespace) -> dict:
-    from anomigan.jobs import report_job
+    from anomigan.mlops.jobs import report_job
 
     datasets = [d.strip() for d in a.dataset.split(",")] if a.dataset else None
     run_ids = [r.strip() for r in a.run_id.split(",")] if a.run_id else None
@@ -155,7 +155,7 @@ def _optional_float(text: str) -> float | None:
 
 
 def _tune_args(p: argparse.ArgumentParser) -> None:
-    from anomigan.tuning import TuneSettings
+    from anomigan.mlops.tuning import TuneSettings
 
     d = TuneSettings()  # the one place tune's defaults live
     p.add_argument(
@@ -236,7 +236,7 @@ def _tune_args(p: argparse.ArgumentParser) -> None:
 
 def _cmd_anonymize(a: argparse.Namespace) -> dict:
     if a.engine == "spark":
-        from anomigan.spark import anonymize_spark
+        from anomigan.mlops.spark import anonymize_spark
 
         return anonymize_spark(
             a.model,
@@ -248,7 +248,7 @@ def _cmd_anonymize(a: argparse.Namespace) -> dict:
             batch_size=a.chunk_size,
             master=a.spark_master,
         )
-    from anomigan.batch import anonymize_csv
+    from anomigan.mlops.batch import anonymize_csv
 
     return anonymize_csv(
         a.model,
@@ -263,7 +263,7 @@ def _cmd_anonymize(a: argparse.Namespace) -> dict:
 
 
 def _cmd_models(a: argparse.Namespace) -> dict:
-    from anomigan import tracking
+    from anomigan.mlops import tracking
 
     models = tracking.registered_models()
     if not models:
@@ -472,9 +472,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run a sub-command; bad input exits 2 with a message naming the problem, never a value."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    from anomigan import tracking
-    from anomigan.codec import SchemaError
     from anomigan.data import DataError
+    from anomigan.data.codec import SchemaError
+    from anomigan.mlops import tracking
 
     tracking.configure(args.tracking_uri)
     func: Callable[[argparse.Namespace], object] = args.func

@@ -30,11 +30,11 @@ def main() -> None:
 
     import numpy as np
 
-    from anomigan import tracking
-    from anomigan.anonymizers import AnomiGANAnonymizer
-    from anomigan.evaluation import throughput
-    from anomigan.gan import TrainedEncoder
-    from anomigan.jobs import load_or_train_target, prepare, train_job
+    from anomigan.method.anonymizers import AnomiGANAnonymizer
+    from anomigan.method.gan import TrainedEncoder
+    from anomigan.mlops import tracking
+    from anomigan.mlops.jobs import load_or_train_target, prepare, train_job
+    from anomigan.privacy.evaluation import throughput
 
     tracking.configure()
     start = time.perf_counter()

@@ -44,8 +44,8 @@ def cli_env(mlflow_store) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def breast_target(mlflow_store) -> dict:
     """The breast target classifier, trained (few epochs) and registered once per session."""
-    from anomigan import tracking
-    from anomigan.jobs import train_target_job
+    from anomigan.mlops import tracking
+    from anomigan.mlops.jobs import train_target_job
 
     tracking.configure()
     return train_target_job("breast", epochs=40)
@@ -183,7 +183,7 @@ class ScoringServer:
 @pytest.fixture(scope="session")
 def breast_encoder(breast_target) -> dict:
     """A breast encoder, briefly trained (200 steps) and registered once per session."""
-    from anomigan.jobs import train_job
+    from anomigan.mlops.jobs import train_job
 
     return train_job("breast", steps=200)
 
@@ -208,7 +208,7 @@ def target_server(breast_target, cli_env, tmp_path_factory):
 @pytest.fixture(scope="session")
 def quick_evaluation(breast_target) -> dict:
     """A quick-mode `evaluate` run on breast (real training, few settings), once per session."""
-    from anomigan.jobs import evaluate_job
+    from anomigan.mlops.jobs import evaluate_job
 
     return evaluate_job("breast", quick=True)
 
@@ -217,8 +217,8 @@ def quick_evaluation(breast_target) -> dict:
 def ckd_encoder(mlflow_store) -> dict:
     """A ckd encoder (numeric and categorical columns, missing values), briefly trained
     (200 steps, its target 20 epochs) and registered once per session."""
-    from anomigan import tracking
-    from anomigan.jobs import train_job, train_target_job
+    from anomigan.mlops import tracking
+    from anomigan.mlops.jobs import train_job, train_target_job
 
     tracking.configure()
     train_target_job("ckd", epochs=20)

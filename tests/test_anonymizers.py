@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from anomigan.anonymizers import (
+from anomigan.method.anonymizers import (
     AnomiGANAnonymizer,
     Anonymizer,
     ClassCopula,
@@ -17,9 +17,9 @@ from anomigan.anonymizers import (
     guard_release,
     is_guarded,
 )
-from anomigan.gan import GANConfig, TrainedEncoder
-from anomigan.networks import build_encoder
-from anomigan.noise import LayerVariances
+from anomigan.method.gan import GANConfig, TrainedEncoder
+from anomigan.method.networks import build_encoder
+from anomigan.method.noise import LayerVariances
 
 RNG = np.random.default_rng(0)
 X = RNG.uniform(size=(400, 12)).astype(np.float32)

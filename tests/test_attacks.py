@@ -4,7 +4,7 @@ hand-made anonymisers whose true answers are known."""
 import numpy as np
 import pytest
 
-from anomigan import attacks
+from anomigan.privacy import attacks
 
 
 @pytest.fixture(scope="module")
@@ -146,7 +146,7 @@ def _toy_proba(x: np.ndarray) -> np.ndarray:
 
 
 def _eval_data(n: int = 300, d: int = 6):
-    from anomigan.evaluation import EvalData
+    from anomigan.privacy.evaluation import EvalData
 
     rng = np.random.default_rng(2)
     x = rng.random((n, d)).astype(np.float32)
@@ -181,8 +181,8 @@ class _SameClassTrainingRecord:
 
 
 def test_a_copy_is_linked_by_every_attack():
-    from anomigan.anonymizers import Identity
-    from anomigan.evaluation import evaluate
+    from anomigan.method.anonymizers import Identity
+    from anomigan.privacy.evaluation import evaluate
 
     data = _eval_data()
     for split in ("validation", "test"):
@@ -195,7 +195,7 @@ def test_a_copy_is_linked_by_every_attack():
 
 
 def test_a_class_only_sampler_is_linked_at_chance():
-    from anomigan.evaluation import evaluate
+    from anomigan.privacy.evaluation import evaluate
 
     data = _eval_data()
     m = evaluate(_SameClassTrainingRecord(data.x_train), data, _toy_proba, 2000, seed=0,

@@ -26,7 +26,7 @@ def champion_is_the_session_encoder(request):
     """Each test builds the registry state it needs: other modules (tuning, the CLI) register
     encoders too, so the alias is pointed at the session's briefly trained encoder first."""
     if "breast_encoder" in request.fixturenames:
-        from anomigan import tracking
+        from anomigan.mlops import tracking
 
         encoder = request.getfixturevalue("breast_encoder")
         tracking.set_champion("anomigan-encoder-breast", encoder["version"])
@@ -150,7 +150,7 @@ def test_missing_input_and_bad_model_exit_2(breast_encoder, tmp_path, capsys):
 def test_max_resample_overrides_the_guard(breast_encoder, records_csv, tmp_path, capsys):
     """With one seed the first draw is the same, and the guard only re-draws records whose
     prediction changed: agreement with it is at least agreement without it."""
-    from anomigan.batch import load_encoder_model
+    from anomigan.mlops.batch import load_encoder_model
 
     src, frame = records_csv
     outs = {n: tmp_path / f"out{n}.csv" for n in ("0", "10")}

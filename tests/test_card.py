@@ -3,7 +3,7 @@
 import mlflow
 from mlflow import MlflowClient
 
-from anomigan.card import MAX_DESCRIPTION, description
+from anomigan.mlops.card import MAX_DESCRIPTION, description
 
 
 def test_every_registered_encoder_carries_its_model_card(breast_encoder) -> None:

@@ -1,4 +1,4 @@
-"""Tests for anomigan.codec.RecordCodec: round trips, ranges, persistence, schema errors."""
+"""Tests for anomigan.data.codec.RecordCodec: round trips, ranges, persistence, schema errors."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from anomigan.codec import RecordCodec, SchemaError
 from anomigan.data import load_dataset
+from anomigan.data.codec import RecordCodec, SchemaError
 
 SECRET = "SECRETVALUE"  # planted in bad cells: must never appear in an error message
 FAST = settings(max_examples=40, deadline=None)

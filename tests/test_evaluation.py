@@ -6,8 +6,8 @@ import mlflow
 import pytest
 from conftest import find_leaked_rows
 
-from anomigan import tracking
 from anomigan.data import load_dataset
+from anomigan.mlops import tracking
 
 METHODS = {"anomigan", "laplace_dp", "identity", "class_prototype", "class_copula", "copula_blend"}
 ANONYMIZERS = METHODS | {"anomigan_guard_off", "anomigan_noise_off", "laplace_dp_guard"}

@@ -6,10 +6,10 @@ import keras
 import numpy as np
 import pytest
 
-from anomigan import attacks, metrics
-from anomigan.gan import GANConfig, TrainedEncoder, train_anomigan
-from anomigan.inference import SMALL_BATCH
-from anomigan.networks import build_critic, build_encoder, build_linker
+from anomigan.method.gan import GANConfig, TrainedEncoder, train_anomigan
+from anomigan.method.inference import SMALL_BATCH
+from anomigan.method.networks import build_critic, build_encoder, build_linker
+from anomigan.privacy import attacks, metrics
 
 N_FEATURES = 12
 

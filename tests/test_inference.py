@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from anomigan.inference import DenseStack, FoldedEncoder
-from anomigan.networks import build_encoder
-from anomigan.target import TargetConfig, build_target
+from anomigan.method.inference import DenseStack, FoldedEncoder
+from anomigan.method.networks import build_encoder
+from anomigan.method.target import TargetConfig, build_target
 
 D = 13  # odd, so the "same" padding of the even kernels is exercised at both ends
 

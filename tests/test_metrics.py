@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from anomigan import attacks, metrics
+from anomigan.privacy import attacks, metrics
 
 
 def test_identity_anonymiser_is_fully_reidentified_and_agrees() -> None:
@@ -72,7 +72,7 @@ def test_tstr_accuracy_on_separable_data() -> None:
 
 
 def test_score_rank_corr_and_mae_on_known_scores():
-    from anomigan import metrics
+    from anomigan.privacy import metrics
 
     p = np.linspace(0.01, 0.99, 50)
     two = np.stack([1 - p, p], axis=1)

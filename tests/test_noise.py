@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from anomigan.noise import draw_layer_patterns, possible_patterns, standard_normal
+from anomigan.method.noise import draw_layer_patterns, possible_patterns, standard_normal
 
 
 @pytest.mark.parametrize("shape", [(200_001,), (1000, 30, 7), (3,)])

@@ -20,7 +20,7 @@ from conftest import ScoringServer, assert_trials_land_once, free_port
 from optuna.trial import TrialState
 
 from anomigan.data import load_dataset
-from anomigan.tuning import KILL_AT_ENV, open_storage
+from anomigan.mlops.tuning import KILL_AT_ENV, open_storage
 
 BIN = Path(sys.executable).parent
 

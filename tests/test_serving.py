@@ -18,8 +18,8 @@ import pytest
 import requests
 from conftest import ScoringServer
 
-from anomigan.codec import RecordCodec
 from anomigan.data import load_dataset
+from anomigan.data.codec import RecordCodec
 
 MARKER = 987654.321
 MARKER_TEXT = "987654.321"
@@ -47,7 +47,7 @@ def _predictions(response: requests.Response) -> list[dict]:
 
 
 def _codec(model_uri: str) -> RecordCodec:
-    from anomigan import tracking
+    from anomigan.mlops import tracking
 
     return RecordCodec.load(tracking.download_model_artifacts(model_uri, "model") / "codec.json")
 
@@ -256,7 +256,7 @@ def test_body_over_the_byte_limit_is_413(breast_encoder, cli_env, tmp_path):
 @pytest.fixture(scope="module")
 def mixed_server(breast_target, cli_env, tmp_path_factory):
     """An encoder of complete CKD rows saved as CSV: int, float and categorical columns."""
-    from anomigan.jobs import train_job
+    from anomigan.mlops.jobs import train_job
 
     ckd = load_dataset("ckd")
     complete = ckd.features.dropna().copy()

@@ -23,7 +23,7 @@ COPIES = 4
 
 @pytest.fixture(scope="module")
 def spark():
-    from anomigan.spark import spark_session
+    from anomigan.mlops.spark import spark_session
 
     session = spark_session("local[2]")
     session.conf.set("spark.sql.shuffle.partitions", "4")
@@ -54,7 +54,7 @@ def _check_records(out: pd.DataFrame, n: int) -> None:
 
 
 def test_spark_udf_returns_the_anonymised_record_as_a_struct(ckd_encoder, spark, records):
-    from anomigan.spark import result_type
+    from anomigan.mlops.spark import result_type
 
     struct = result_type(MODEL)
     assert [f.name for f in struct.fields] == list(records.columns)

@@ -7,10 +7,10 @@ import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
 
-from anomigan import tracking
 from anomigan.data import load_dataset
-from anomigan.jobs import prepare
-from anomigan.target import LabelVocabulary, TargetConfig, TrainedTarget, train_target
+from anomigan.method.target import LabelVocabulary, TargetConfig, TrainedTarget, train_target
+from anomigan.mlops import tracking
+from anomigan.mlops.jobs import prepare
 
 
 def test_target_job_logs_metrics_and_registers_champion(breast_target):
@@ -39,7 +39,7 @@ def test_registered_target_predicts_raw_records_in_a_fresh_load(breast_target):
 
 
 def test_second_version_leaves_champion_alone(breast_target):
-    from anomigan.jobs import train_target_job
+    from anomigan.mlops.jobs import train_target_job
 
     second = train_target_job("breast", epochs=2)
     assert second["version"] != breast_target["version"]

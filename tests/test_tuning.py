@@ -21,10 +21,10 @@ from conftest import assert_trials_land_once, find_leaked_rows
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
-from anomigan import tracking
 from anomigan.cli import main
 from anomigan.data import load_dataset
-from anomigan.tuning import CRASH_POINTS, KILL_AT_ENV, open_storage, settings_from, tune
+from anomigan.mlops import tracking
+from anomigan.mlops.tuning import CRASH_POINTS, KILL_AT_ENV, open_storage, settings_from, tune
 
 FAST = {"min_steps": 30, "max_steps": 40, "n_records": 60, "prune_floor": 0.0, "seed": 0}
 ENCODER = "anomigan-encoder-breast"
@@ -249,7 +249,7 @@ def test_sigkill_mid_study_then_resume_loses_and_redoes_nothing(breast_target, c
 
 
 def test_choose_champion_bars_and_tie_breaks():
-    from anomigan.tuning import choose_champion
+    from anomigan.mlops.tuning import choose_champion
 
     def row(n, agree, worst, mad, pareto=True):
         return {"trial_number": n, "prediction_agreement": agree, "reid_rate_worst": worst,

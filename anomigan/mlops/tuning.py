@@ -1,7 +1,7 @@
 """Tuning AnomiGAN with Optuna: one study, one MLflow run per trial, one promotion policy.
 
 The study is multi-objective: maximise `prediction_agreement`, minimise a privacy figure of
-`anomigan.evaluation.evaluate` (default `reid_rate_worst`, the most any linkage attack links; a
+`anomigan.privacy.evaluation.evaluate` (default `reid_rate_worst`, the most any linkage attack links; a
 single attack is a bad target: a deterministic scramble drives the nearest-record `reid_rate` to
 0 while a re-running adversary links nearly every record) and minimise `corr_matrix_mad`. Every
 trial is measured on the validation split, carved from the training split; the test split is
@@ -56,11 +56,11 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 
-from anomigan import tracking
-from anomigan.anonymizers import MAX_RESAMPLE
 from anomigan.data import TEST_SIZE
+from anomigan.method.anonymizers import MAX_RESAMPLE
+from anomigan.mlops import tracking
 
-log = logging.getLogger("anomigan.tuning")
+log = logging.getLogger("anomigan.mlops.tuning")
 
 AGREEMENT = "prediction_agreement"
 CORR_MAD = "corr_matrix_mad"
@@ -180,7 +180,7 @@ def describe_storage(spec: str | None) -> str:
 
 def suggest_config(trial: optuna.Trial, s: TuneSettings):
     """The search space over GANConfig: loss weights, δ, learning rate, batch size, steps."""
-    from anomigan.gan import GANConfig
+    from anomigan.method.gan import GANConfig
 
     steps = trial.suggest_int("steps", s.min_steps, s.max_steps)
     return GANConfig(
@@ -201,7 +201,7 @@ def suggest_config(trial: optuna.Trial, s: TuneSettings):
 def default_params(s: TuneSettings) -> dict[str, Any]:
     """`train`'s defaults as a point of the search space: queued first in a new study, so every
     study says whether tuning beat them."""
-    from anomigan.gan import GANConfig
+    from anomigan.method.gan import GANConfig
 
     d = GANConfig()
 
@@ -230,12 +230,12 @@ class TrialContext:
 
     settings: TuneSettings
     study_name: str
-    data: Any  # anomigan.evaluation.EvalData
-    target: Any  # anomigan.target.TrainedTarget
+    data: Any  # anomigan.privacy.evaluation.EvalData
+    target: Any  # anomigan.method.target.TrainedTarget
     parent_run_id: str
     target_uri: str
     extended: bool = False  # the privacy objective is one of evaluate's strong attacks
-    prep: Any = None  # anomigan.jobs.Prepared: its splits are logged as each trial's inputs
+    prep: Any = None  # anomigan.mlops.jobs.Prepared: its splits are logged as each trial's inputs
 
 
 def objective_values(metrics: dict[str, float], privacy: str) -> list[float] | None:
@@ -254,9 +254,9 @@ def run_trial(trial: optuna.Trial, ctx: TrialContext, tell: Teller) -> list[floa
     `tell` ends the trial inside the run, after everything is logged: a kill after it leaves a
     finished trial whose complete run resume ends FINISHED, never a finished run with no trial.
     """
-    from anomigan.anonymizers import AnomiGANAnonymizer
-    from anomigan.evaluation import evaluate
-    from anomigan.gan import train_anomigan
+    from anomigan.method.anonymizers import AnomiGANAnonymizer
+    from anomigan.method.gan import train_anomigan
+    from anomigan.privacy.evaluation import evaluate
 
     s = ctx.settings
     config = suggest_config(trial, s)
@@ -507,9 +507,9 @@ def load_context(
     s: TuneSettings, study_name: str, parent_run_id: str, target_uri: str, extended: bool
 ) -> TrialContext:
     """Prepare the split and load the pinned target version (a worker's own copy)."""
-    from anomigan.codec import RecordCodec
-    from anomigan.jobs import prepare
-    from anomigan.target import TrainedTarget
+    from anomigan.data.codec import RecordCodec
+    from anomigan.method.target import TrainedTarget
+    from anomigan.mlops.jobs import prepare
 
     prep = prepare(s.dataset, s.label, s.split_seed, s.test_size)
     folder = tracking.download_model_artifacts(target_uri, "target")
@@ -684,8 +684,8 @@ def check_privacy_objective(prep, name: str) -> bool:
     """The objective must be a figure `evaluate` returns; True when it is one of the strong
     attacks (`extended=True`, seconds per trial). Checked on the identity release with a toy
     classifier (touches nothing) before anything is created."""
-    from anomigan.anonymizers import Identity
-    from anomigan.evaluation import EvalData, evaluate
+    from anomigan.method.anonymizers import Identity
+    from anomigan.privacy.evaluation import EvalData, evaluate
 
     _, y_train = np.unique(np.asarray(prep.train.labels).astype(str), return_inverse=True)
     _, y_test = np.unique(np.asarray(prep.test.labels).astype(str), return_inverse=True)
@@ -770,7 +770,7 @@ def log_results(
     the same validation split as a CSV and on the plot (artifacts under pareto/)."""
     import pandas as pd
 
-    from anomigan.plots import pareto_front_figure
+    from anomigan.privacy.plots import pareto_front_figure
 
     frame = pd.DataFrame(rows)
     with tempfile.TemporaryDirectory() as tmp:
@@ -809,8 +809,8 @@ REFERENCES = (
 def reference_rows(data, target, codec, s: TuneSettings) -> list[dict[str, Any]]:
     """The references behind the same prediction guard, evaluated on the validation split with
     the trials' protocol: what a trial must beat to be worth promoting."""
-    from anomigan.anonymizers import ClassCopula, CopulaBlend, Guarded, LaplaceDP
-    from anomigan.evaluation import evaluate
+    from anomigan.method.anonymizers import ClassCopula, CopulaBlend, Guarded, LaplaceDP
+    from anomigan.privacy.evaluation import evaluate
 
     copula = ClassCopula.fit(data.x_train, target.predict, codec.model_blocks())
     build = {
@@ -833,10 +833,10 @@ def _promote(
 ) -> tuple[str, Any]:
     """Register the chosen trial's saved encoder (retrained when its artifact is gone) as a new
     version of anomigan-encoder-<dataset> and give it the champion alias."""
-    from anomigan.anonymizers import AnomiGANAnonymizer
-    from anomigan.gan import GANConfig, TrainedEncoder, train_anomigan
-    from anomigan.jobs import split_tags
-    from anomigan.serving import log_encoder_model
+    from anomigan.method.anonymizers import AnomiGANAnonymizer
+    from anomigan.method.gan import GANConfig, TrainedEncoder, train_anomigan
+    from anomigan.mlops.jobs import split_tags
+    from anomigan.mlops.serving import log_encoder_model
 
     try:
         trained = TrainedEncoder.load(
@@ -880,9 +880,9 @@ def _promote(
 
 def tune(s: TuneSettings) -> dict[str, Any]:
     """Run (or resume) the study, log its Pareto front, apply the promotion policy."""
-    from anomigan.card import description
-    from anomigan.evaluation import evaluate
-    from anomigan.jobs import load_or_train_target, model_card, prepare
+    from anomigan.mlops.card import description
+    from anomigan.mlops.jobs import load_or_train_target, model_card, prepare
+    from anomigan.privacy.evaluation import evaluate
 
     s.validate()
     prep = prepare(s.dataset, s.label, s.split_seed, s.test_size)  # validate data first

@@ -64,7 +64,7 @@ class FoldedEncoder:
 
     @classmethod
     def from_keras(cls, encoder) -> FoldedEncoder:
-        """Read `anomigan.networks.Encoder` weights; inference-mode batch norm is an affine map."""
+        """Read `networks.Encoder` weights; inference-mode batch norm is an affine map."""
         hidden = []
         for conv, bn in zip(encoder.convs, encoder.norms, strict=True):
             kernel, bias = (np.asarray(w, np.float64) for w in conv.get_weights())

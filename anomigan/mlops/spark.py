@@ -1,6 +1,6 @@
 """Anonymisation on Spark: `anomigan anonymize --engine spark` (CSV or Parquet in, Parquet out).
 
-The same job as `anomigan.batch` on a cluster or on `local[N]`: every Arrow batch of every
+The same job as `anomigan.mlops.batch` on a cluster or on `local[N]`: every Arrow batch of every
 partition goes through the encoder pyfunc's `predict_records`, so validation and its value-free
 messages are the local path's. Spark reads CSV cells as text (the codec parses numbers and
 names the bad row; Spark's typed CSV reader would turn bad numbers into nulls, and its
@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from anomigan.codec import SchemaError
+from anomigan.data.codec import SchemaError
 
 DEFAULT_MASTER = "local[2]"
 CORRUPT = "_corrupt_record"
@@ -101,7 +101,7 @@ def _partition_job(folder: str, shipped: bool, seed, allow_missing, max_resample
         from pandas._libs.parsers import STR_NA_VALUES  # what pandas' CSV reader calls missing
         from pyspark import SparkFiles, TaskContext
 
-        from anomigan.serving import InvalidRecords
+        from anomigan.mlops.serving import InvalidRecords
 
         partition = TaskContext.get().partitionId()
         model = _worker_model(SparkFiles.get(folder) if shipped else folder, max_resample)
@@ -113,7 +113,7 @@ def _partition_job(folder: str, shipped: bool, seed, allow_missing, max_resample
             if csv:
                 corrupt = batch.pop(CORRUPT).notna().to_numpy()
                 if corrupt.any():
-                    from anomigan.codec import _rows
+                    from anomigan.data.codec import _rows
 
                     raise BadPartition(
                         partition,
@@ -225,8 +225,8 @@ def anonymize_spark(
     """
     import mlflow
 
-    from anomigan.batch import load_encoder_model
-    from anomigan.serving import check_seed
+    from anomigan.mlops.batch import load_encoder_model
+    from anomigan.mlops.serving import check_seed
 
     src, dst = str(input_path), str(output_path)
     check_seed(seed)

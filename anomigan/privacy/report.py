@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from anomigan.attacks import LINKAGE
+from anomigan.privacy.attacks import LINKAGE
 
 # utility figures: True when higher is better
 UTILITY = {
@@ -311,7 +311,7 @@ def _inversion(name: str, settings: list[dict]) -> tuple[str, list[str]]:
 
 def write_report(results: Sequence[dict], out_dir: str | Path) -> Path:
     """Write report.md, figures/*.png and tables/*.csv|md for one or more evaluated data sets."""
-    from anomigan import plots
+    from anomigan.privacy import plots
 
     out = Path(out_dir)
     (out / "figures").mkdir(parents=True, exist_ok=True)

@@ -24,9 +24,9 @@ import numpy as np
 import tensorflow as tf
 from tqdm.auto import tqdm
 
-from anomigan.inference import SMALL_BATCH, FoldedEncoder
-from anomigan.networks import build_critic, build_encoder, build_linker, linker_features
-from anomigan.noise import (
+from anomigan.method.inference import SMALL_BATCH, FoldedEncoder
+from anomigan.method.networks import build_critic, build_encoder, build_linker, linker_features
+from anomigan.method.noise import (
     LayerVariances,
     VarianceAccumulator,
     draw_layer_patterns,
@@ -247,7 +247,7 @@ class TrainedEncoder:
 
     @property
     def folded(self) -> FoldedEncoder:
-        """The encoder with batch norm folded into its convolutions (`anomigan.inference`)."""
+        """The encoder with batch norm folded into its convolutions (`inference`)."""
         with self._building:
             if self._folded is None:
                 self._folded = FoldedEncoder.from_keras(self.encoder)

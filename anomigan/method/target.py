@@ -14,8 +14,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from anomigan.inference import SMALL_BATCH, DenseStack
-from anomigan.metrics import accuracy_auc
+from anomigan.method.inference import SMALL_BATCH, DenseStack
+from anomigan.privacy.metrics import accuracy_auc
 
 
 @dataclass

@@ -300,7 +300,7 @@ class AnomiGANAnonymizer:
     not already reveal: the predicted class is kept by design.
     """
 
-    trained: object  # anomigan.gan.TrainedEncoder
+    trained: object  # anomigan.method.gan.TrainedEncoder
     predict: Predict | None = field(default=None, repr=False)
     max_resample: int = MAX_RESAMPLE
     noise_scale: float | None = None  # default: the encoder's δ

@@ -56,7 +56,7 @@ class Encoder(keras.Model):
         training: bool = False,
     ) -> tuple[tf.Tensor, list[tf.Tensor]]:
         """Return (x^, hidden activations after noise); used in training and for variance
-        recording (inference runs on the folded weights: `anomigan.inference`)."""
+        recording (inference runs on the folded weights: `anomigan.method.inference`)."""
         h = tf.stack([tf.cast(x, tf.float32), tf.cast(r, tf.float32)], axis=-1)  # (B, d, 2)
         hidden = []
         for i, (conv, bn) in enumerate(zip(self.convs, self.norms, strict=True)):

@@ -17,8 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from anomigan import attacks, metrics
-from anomigan.anonymizers import (
+from anomigan.method.anonymizers import (
     MAX_RESAMPLE,
     AnomiGANAnonymizer,
     Anonymizer,
@@ -30,8 +29,9 @@ from anomigan.anonymizers import (
     LaplaceDP,
     is_guarded,
 )
+from anomigan.privacy import attacks, metrics
 
-log = logging.getLogger("anomigan.evaluation")
+log = logging.getLogger("anomigan.privacy.evaluation")
 
 SPLITS = ("validation", "test")
 
@@ -327,7 +327,7 @@ class Split:
 
     split_seed: int
     data: EvalData
-    target: Any  # anomigan.target.TrainedTarget
+    target: Any  # anomigan.method.target.TrainedTarget
     blocks: list[tuple[int, int, bool]] | None = None  # RecordCodec.model_blocks()
 
 
@@ -381,7 +381,7 @@ class _Setting:
 
 def _settings(split: Split, config: SweepConfig, overrides: dict, index: int) -> list[_Setting]:
     """Every setting of one split, in report order; encoders train once, when first built."""
-    from anomigan.gan import GANConfig, train_anomigan
+    from anomigan.method.gan import GANConfig, train_anomigan
 
     data, target = split.data, split.target
     defaults = GANConfig()

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from anomigan.codec import SchemaError
+from anomigan.data.codec import SchemaError
 
 DEFAULT_CHUNK_SIZE = 50_000
 DEFAULT_WORKERS = 2
@@ -42,7 +42,7 @@ def load_encoder_model(model_uri: str):
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    from anomigan.serving import EncoderModel
+    from anomigan.mlops.serving import EncoderModel
 
     try:
         python_model = mlflow.pyfunc.load_model(model_uri).unwrap_python_model()
@@ -135,7 +135,7 @@ def anonymize_csv(
     """
     from tqdm.auto import tqdm
 
-    from anomigan.serving import InvalidRecords, check_seed
+    from anomigan.mlops.serving import InvalidRecords, check_seed
 
     src, dst = Path(input_path), Path(output_path)
     if chunk_size < 1:

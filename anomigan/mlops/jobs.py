@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from anomigan import tracking
-from anomigan.codec import RecordCodec
 from anomigan.data import TEST_SIZE, VAL_SIZE, Dataset, load_dataset, split_dataset
+from anomigan.data.codec import RecordCodec
+from anomigan.mlops import tracking
 
 log = logging.getLogger("anomigan")
 
@@ -46,7 +46,7 @@ class Prepared:
     def eval_data(self, target, codec: RecordCodec):
         """The split in model space, encoded with the target's own codec and label vocabulary
         (the target was fitted on the same split, so the codec is the same fit)."""
-        from anomigan.evaluation import EvalData
+        from anomigan.privacy.evaluation import EvalData
 
         return EvalData(
             codec.encode(self.train.features),
@@ -122,9 +122,9 @@ def train_target_job(
 ) -> dict:
     """Train the target classifier D2, log it, and register `anomigan-target-<dataset>`."""
     prep = prepare(dataset, label, split_seed, test_size)  # validate before anything is logged
-    from anomigan.plots import confusion_matrix_figure
-    from anomigan.serving import log_target_model
-    from anomigan.target import LabelVocabulary, TargetConfig, TrainedTarget, train_target
+    from anomigan.method.target import LabelVocabulary, TargetConfig, TrainedTarget, train_target
+    from anomigan.mlops.serving import log_target_model
+    from anomigan.privacy.plots import confusion_matrix_figure
 
     config = TargetConfig(**{k: v for k, v in target_overrides.items() if v is not None})
     vocab = LabelVocabulary.fit(prep.dataset.labels)
@@ -191,7 +191,7 @@ def load_or_train_target(prep: Prepared, label: str | None, **kwargs):
     """
     from mlflow import MlflowClient
 
-    from anomigan.target import TrainedTarget
+    from anomigan.method.target import TrainedTarget
 
     name = tracking.target_model_name(prep.dataset.name)
     uri = f"models:/{name}@{tracking.CHAMPION}"
@@ -220,7 +220,7 @@ def load_or_train_target(prep: Prepared, label: str | None, **kwargs):
 
 def train_split_target(prep: Prepared, config):
     """A target for one more split of the evaluation, with the registered target's settings."""
-    from anomigan.target import LabelVocabulary, TrainedTarget, train_target
+    from anomigan.method.target import LabelVocabulary, TrainedTarget, train_target
 
     vocab = LabelVocabulary.fit(prep.dataset.labels)
     y = vocab.encode(prep.train.labels)
@@ -242,12 +242,12 @@ def train_job(
     `max_resample` is the prediction guard (see `AnomiGANAnonymizer`); 0 turns it off.
     """
     prep = prepare(dataset, label, split_seed, test_size)  # validate before anything is logged
-    from anomigan.anonymizers import AnomiGANAnonymizer
-    from anomigan.card import description
-    from anomigan.evaluation import evaluate
-    from anomigan.gan import GANConfig, train_anomigan
-    from anomigan.plots import loss_curves_figure
-    from anomigan.serving import log_encoder_model
+    from anomigan.method.anonymizers import AnomiGANAnonymizer
+    from anomigan.method.gan import GANConfig, train_anomigan
+    from anomigan.mlops.card import description
+    from anomigan.mlops.serving import log_encoder_model
+    from anomigan.privacy.evaluation import evaluate
+    from anomigan.privacy.plots import loss_curves_figure
 
     config = GANConfig(**{k: v for k, v in gan_overrides.items() if v is not None})
     name = tracking.encoder_model_name(prep.dataset.name)
@@ -337,9 +337,9 @@ def model_card(
     mechanism's (λ 0.1) behind the same guard, on the same targets and seed."""
     import numpy as np
 
-    from anomigan.anonymizers import AnomiGANAnonymizer, ClassCopula, Guarded, LaplaceDP
-    from anomigan.card import encoder_card
-    from anomigan.evaluation import evaluate
+    from anomigan.method.anonymizers import AnomiGANAnonymizer, ClassCopula, Guarded, LaplaceDP
+    from anomigan.mlops.card import encoder_card
+    from anomigan.privacy.evaluation import evaluate
 
     guard = (target.predict, anonymizer.max_resample)
     references = {
@@ -372,8 +372,8 @@ def tune_job(
     **tune_options,
 ) -> dict:
     """Tune AnomiGAN with Optuna (one parent run, one nested run per trial) and apply the
-    promotion policy; see `anomigan.tuning`. Options left None keep their defaults."""
-    from anomigan.tuning import settings_from, tune
+    promotion policy; see `anomigan.mlops.tuning`. Options left None keep their defaults."""
+    from anomigan.mlops.tuning import settings_from, tune
 
     return tune(
         settings_from(
@@ -434,8 +434,8 @@ def evaluate_job(
     prep = prepare(dataset, label, split_seed, test_size)  # validate before anything is logged
     import json
 
-    from anomigan.evaluation import Split, SweepConfig, run_sweeps
-    from anomigan.report import write_report
+    from anomigan.privacy.evaluation import Split, SweepConfig, run_sweeps
+    from anomigan.privacy.report import write_report
 
     overrides = {k: v for k, v in sweep_overrides.items() if v is not None}
     config = SweepConfig.quick_mode(**overrides) if quick else SweepConfig(**overrides)
@@ -532,7 +532,7 @@ def report_job(output: str, datasets: list[str] | None = None, run_ids: list[str
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
-    from anomigan.report import write_report
+    from anomigan.privacy.report import write_report
 
     client = MlflowClient()
     if not run_ids:
