@@ -8,6 +8,9 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
+# Deliberately deferred: each sub-command imports the layer it runs when it runs, so `--help`
+# and argument errors answer at once, before TensorFlow, MLflow and Optuna load (and after
+# TF_CPP_MIN_LOG_LEVEL below is set).
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 EXIT_BAD_INPUT = 2

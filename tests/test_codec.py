@@ -14,6 +14,7 @@ from hypothesis.extra.numpy import arrays
 
 from anomigan.data import load_dataset
 from anomigan.data.codec import RecordCodec, SchemaError
+from anomigan.mlops.serving import input_schema
 
 SECRET = "SECRETVALUE"  # planted in bad cells: must never appear in an error message
 FAST = settings(max_examples=40, deadline=None)
@@ -264,7 +265,7 @@ def test_to_dict_round_trip(tmp_path: Path) -> None:
 
 
 def test_input_schema() -> None:
-    schema = CODEC.input_schema()
+    schema = input_schema(CODEC)
     types = {c.name: c.type.name for c in schema.inputs}
     assert types == {
         "age": "long",

@@ -17,13 +17,10 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
-
-if TYPE_CHECKING:  # pragma: no cover
-    import mlflow.types
 
 __all__ = ["ColumnSpec", "RecordCodec", "SchemaError"]
 
@@ -431,27 +428,3 @@ class RecordCodec:
         if not self.specs:
             return "RecordCodec(unfitted)"
         return f"RecordCodec({len(self.specs)} columns -> {self.n_outputs} outputs)"
-
-    # ------------------------------------------------------------------ serving
-
-    def input_schema(self, optional: bool = False) -> mlflow.types.Schema:
-        """MLflow input schema of raw records: double / long / boolean / string per column.
-
-        `optional` marks every column as not required: MLflow's way of saying that a model
-        accepts missing values there (the codec imputes them).
-        """
-        from mlflow.types import ColSpec, Schema
-
-        self._check_fitted()
-        cols = []
-        for s in self.specs:
-            if s.kind == "categorical":
-                kind = "string"
-            elif s.dtype == "bool":
-                kind = "boolean"
-            elif pd.api.types.is_integer_dtype(pd.api.types.pandas_dtype(s.dtype)):
-                kind = "long"
-            else:
-                kind = "double"
-            cols.append(ColSpec(kind, s.name, required=not optional))
-        return Schema(cols)

@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from anomigan.method.inference import SMALL_BATCH, DenseStack
-from anomigan.privacy.metrics import accuracy_auc
+from anomigan.method.scores import accuracy_auc
 
 
 @dataclass

@@ -4,7 +4,20 @@ from __future__ import annotations
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import roc_auc_score
+
+# the target reports it about itself (method layer); re-exported for the evaluation
+from anomigan.method.scores import accuracy_auc
+
+__all__ = [
+    "accuracy_auc",
+    "corr_matrix_mad",
+    "correlation",
+    "correlation_pooled",
+    "prediction_agreement",
+    "score_mae",
+    "score_rank_corr",
+    "tstr_accuracy",
+]
 
 
 def prediction_agreement(p_orig: np.ndarray, p_anon: np.ndarray) -> float:
@@ -13,22 +26,6 @@ def prediction_agreement(p_orig: np.ndarray, p_anon: np.ndarray) -> float:
     la = a.argmax(axis=1) if a.ndim == 2 else a
     lb = b.argmax(axis=1) if b.ndim == 2 else b
     return float(np.mean(la == lb))
-
-
-def accuracy_auc(labels_int: np.ndarray, probs: np.ndarray) -> tuple[float, float]:
-    """(accuracy, AUC); binary AUC on the positive-class probability, multiclass one-vs-rest.
-    AUC is NaN when only one class is present."""
-    y = np.asarray(labels_int).astype(int)
-    p = np.asarray(probs, dtype=float)
-    acc = float(np.mean(p.argmax(axis=1) == y))
-    if len(np.unique(y)) < 2:
-        return acc, float("nan")
-    if p.shape[1] == 2:
-        auc = roc_auc_score(y, p[:, 1])
-    else:
-        p = p / np.clip(p.sum(axis=1, keepdims=True), 1e-12, None)
-        auc = roc_auc_score(y, p, multi_class="ovr", labels=np.arange(p.shape[1]))
-    return acc, float(auc)
 
 
 def _rowwise_pearson(a: np.ndarray, b: np.ndarray) -> np.ndarray:
