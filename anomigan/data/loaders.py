@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from sklearn.datasets import load_breast_cancer
+from sklearn.model_selection import train_test_split
 
 __all__ = [
     "ARFF_MISSING",
@@ -214,8 +216,6 @@ def _load_ckd() -> Dataset:
 
 
 def _load_breast() -> Dataset:
-    from sklearn.datasets import load_breast_cancer
-
     bunch = load_breast_cancer(as_frame=True)
     names = np.asarray(bunch.target_names)
     labels = pd.Series(names[bunch.target.to_numpy()], name="diagnosis", dtype="str")
@@ -353,8 +353,6 @@ def split_dataset(
     Checked up front so the user gets a DataError saying how many rows are needed rather than
     an sklearn error or, worse, a test split that silently lacks a class.
     """
-    from sklearn.model_selection import train_test_split
-
     if not 0.0 < test_size < 1.0:
         raise DataError(f"{ds.source}: test_size must be in (0, 1), got {test_size}")
     counts = ds.labels.value_counts()

@@ -62,7 +62,8 @@ def guard_release(
 class Anonymizer(Protocol):
     """x (n, d) in model space -> x^ (n, d); fresh randomness per call unless `seed` is given."""
 
-    name: str
+    @property
+    def name(self) -> str: ...  # a property here, so read-only names (Guarded's) satisfy it
 
     def anonymize(self, x: np.ndarray, seed: int | None = None) -> np.ndarray: ...
 

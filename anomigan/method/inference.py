@@ -17,7 +17,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import keras
 import numpy as np
+import tensorflow as tf
 
 #: Batches of at most this many rows run in numpy; beyond it TensorFlow's multi-threaded
 #: kernels win (measured on 2 cores: 64 rows take about 1 ms in numpy, 2.5 ms in TensorFlow).
@@ -102,8 +104,6 @@ class FoldedEncoder:
     def tf_forward(self) -> Callable:
         """`forward(x, r, noise_fn)` in TensorFlow ops, to be traced inside a `tf.function`;
         `noise_fn(i, h)` returns hidden layer i perturbed (h is (n, 1, length, channels))."""
-        import tensorflow as tf
-
         hidden = [(tf.constant(k[None]), tf.constant(b)) for k, b, _ in self.hidden]
         out_kernel = tf.constant(self.out_kernel[None, None])
         out_bias = tf.constant(self.out_bias)
@@ -131,8 +131,6 @@ class DenseStack:
     def from_keras(cls, model) -> DenseStack | None:
         """The model's Dense layers in order, or None if it holds anything else (TensorFlow
         then serves every batch size)."""
-        import keras
-
         layers = []
         for layer in model.layers:
             if isinstance(layer, keras.layers.InputLayer | keras.layers.Dropout):

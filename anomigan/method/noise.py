@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import combinations
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -40,7 +41,8 @@ class LayerVariances:
         )
 
     def save_npz(self, path: str | Path) -> None:
-        np.savez(path, **{f"layer{i}": a for i, a in enumerate(self.arrays)})
+        arrays: dict[str, Any] = {f"layer{i}": a for i, a in enumerate(self.arrays)}
+        np.savez(path, **arrays)
 
     @classmethod
     def load(cls, path: str | Path) -> LayerVariances:

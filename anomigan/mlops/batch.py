@@ -21,6 +21,7 @@ import contextlib
 import dataclasses
 import io
 import os
+import re
 import tempfile
 import time
 from collections import deque
@@ -28,10 +29,16 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
+import mlflow
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pcsv
+from mlflow.exceptions import MlflowException
+from tqdm.auto import tqdm
 
 from anomigan.data.codec import SchemaError
+from anomigan.mlops.serving import EncoderModel, InvalidRecords, check_seed
 
 DEFAULT_CHUNK_SIZE = 50_000
 DEFAULT_WORKERS = 2
@@ -39,11 +46,6 @@ DEFAULT_WORKERS = 2
 
 def load_encoder_model(model_uri: str):
     """The `EncoderModel` behind a registered pyfunc URI, with a clear error if it is not one."""
-    import mlflow
-    from mlflow.exceptions import MlflowException
-
-    from anomigan.mlops.serving import EncoderModel
-
     try:
         python_model = mlflow.pyfunc.load_model(model_uri).unwrap_python_model()
     except (MlflowException, OSError) as exc:
@@ -72,8 +74,6 @@ def _chunks(handle, path: Path, columns: list[str], categorical: set[str], chunk
     except pd.errors.EmptyDataError:
         raise SchemaError(f"{path}: file is empty") from None
     except pd.errors.ParserError as exc:
-        import re
-
         line = re.search(r"line (\d+)", str(exc))
         where = f" at line {line.group(1)}" if line else ""
         raise SchemaError(f"{path}: malformed CSV{where} (wrong number of fields?)") from None
@@ -85,9 +85,6 @@ def _chunks(handle, path: Path, columns: list[str], categorical: set[str], chunk
 
 def csv_bytes(frame: pd.DataFrame, header: bool) -> bytes:
     """A chunk as CSV: pandas writes the header, pyarrow the body (about 8x faster)."""
-    import pyarrow as pa
-    import pyarrow.csv as pcsv
-
     out = io.BytesIO()
     if header:
         out.write(frame.iloc[:0].to_csv(index=False).encode("utf-8"))
@@ -133,10 +130,6 @@ def anonymize_csv(
     `max_resample` overrides the model's prediction guard (re-draws per record; 0 turns it off).
     `workers` threads anonymise chunks concurrently; the output is the same for any number.
     """
-    from tqdm.auto import tqdm
-
-    from anomigan.mlops.serving import InvalidRecords, check_seed
-
     src, dst = Path(input_path), Path(output_path)
     if chunk_size < 1:
         raise ValueError(f"--chunk-size must be at least 1, got {chunk_size}")

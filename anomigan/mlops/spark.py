@@ -22,6 +22,7 @@ signature names the columns and types the result struct); see the README's Spark
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import re
 import shutil
@@ -30,10 +31,17 @@ import time
 import uuid
 from pathlib import Path
 
+import mlflow
 import numpy as np
 import pandas as pd
+from pandas._libs.parsers import STR_NA_VALUES  # what pandas' CSV reader calls missing
 
-from anomigan.data.codec import SchemaError
+from anomigan.data.codec import SchemaError, _rows
+from anomigan.mlops.batch import load_encoder_model
+from anomigan.mlops.serving import InvalidRecords, check_seed
+
+# pyspark is imported where it is used: it is the optional `spark` extra, and the rest of
+# anomigan (the CLI's file engine among it) must import without it.
 
 DEFAULT_MASTER = "local[2]"
 CORRUPT = "_corrupt_record"
@@ -57,7 +65,6 @@ def result_type(model_uri: str):
 
     Fields are nullable, as Spark types pandas results (the signature's `required` columns
     would make Spark 4 refuse the batches)."""
-    import mlflow
     from pyspark.sql.types import StructField, StructType
 
     outputs = mlflow.models.get_model_info(model_uri).signature.outputs.as_spark_schema()
@@ -80,10 +87,6 @@ def spark_session(master: str | None = None):
 
 def _worker_model(folder: str, max_resample: int | None):
     """The encoder in this Python worker, loaded once per model folder and guard setting."""
-    import dataclasses
-
-    import mlflow
-
     key = (folder, max_resample)
     if key not in _models:
         model = mlflow.pyfunc.load_model(folder).unwrap_python_model()
@@ -98,10 +101,7 @@ def _partition_job(folder: str, shipped: bool, seed, allow_missing, max_resample
     path on the driver, or its name among the files shipped to the executors."""
 
     def run(batches):
-        from pandas._libs.parsers import STR_NA_VALUES  # what pandas' CSV reader calls missing
         from pyspark import SparkFiles, TaskContext
-
-        from anomigan.mlops.serving import InvalidRecords
 
         partition = TaskContext.get().partitionId()
         model = _worker_model(SparkFiles.get(folder) if shipped else folder, max_resample)
@@ -113,8 +113,6 @@ def _partition_job(folder: str, shipped: bool, seed, allow_missing, max_resample
             if csv:
                 corrupt = batch.pop(CORRUPT).notna().to_numpy()
                 if corrupt.any():
-                    from anomigan.data.codec import _rows
-
                     raise BadPartition(
                         partition,
                         f"malformed CSV in rows {_rows(batch.index, corrupt)} "
@@ -223,11 +221,6 @@ def anonymize_spark(
 
     `batch_size` is Spark's Arrow batch (records per `predict_records` call).
     """
-    import mlflow
-
-    from anomigan.mlops.batch import load_encoder_model
-    from anomigan.mlops.serving import check_seed
-
     src, dst = str(input_path), str(output_path)
     check_seed(seed)
     if max_resample is not None and max_resample < 0:

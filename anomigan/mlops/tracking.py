@@ -14,8 +14,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import matplotlib.pyplot as plt
 import mlflow
+import pandas as pd
 from mlflow import MlflowClient
+from mlflow.data.pandas_dataset import from_pandas
 from mlflow.exceptions import MlflowException
 
 CHAMPION = "champion"
@@ -94,8 +97,6 @@ def log_metrics(metrics: Mapping[str, float], step: int | None = None) -> None:
 
 def log_figure(fig, name: str) -> None:
     """Log a matplotlib figure as a PNG artifact and close it."""
-    import matplotlib.pyplot as plt
-
     mlflow.log_figure(fig, name)
     plt.close(fig)
 
@@ -262,12 +263,10 @@ def log_splits(name: str, splits: Mapping[str, Any], label: str) -> dict[str, st
 
     `splits` maps "train" / "val" / "test" to `anomigan.data.Dataset` objects; returns each
     split's digest."""
-    import pandas as pd
-
     digests = {}
     for key, ds in splits.items():
         frame = pd.concat([ds.features, ds.labels.rename(label)], axis=1)
-        dataset = mlflow.data.from_pandas(frame, name=f"{name}-{key}", targets=label)
+        dataset = from_pandas(frame, name=f"{name}-{key}", targets=label)
         mlflow.log_input(dataset, context=SPLIT_CONTEXTS[key])
         digests[key] = dataset.digest
     return digests

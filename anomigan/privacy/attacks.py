@@ -5,8 +5,14 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import Ridge
+from sklearn.neighbors import KNeighborsRegressor
+from sklearn.neural_network import MLPRegressor
+from threadpoolctl import threadpool_limits
 
 
 def _nearest(queries: np.ndarray, pool: np.ndarray, chunk: int = 4096) -> np.ndarray:
@@ -333,11 +339,8 @@ def dcr_median(x_anon: np.ndarray, x_orig_all: np.ndarray) -> float:
     return float(np.median(_nearest_dist(x_anon, x_orig_all)))
 
 
-def inversion_models(seed: int = 0) -> dict[str, object]:
+def inversion_models(seed: int = 0) -> dict[str, Any]:
     """The inversion adversary's models, weakest to strongest; `none` links the raw release."""
-    from sklearn.linear_model import Ridge
-    from sklearn.neighbors import KNeighborsRegressor
-    from sklearn.neural_network import MLPRegressor
 
     def mlp(hidden: tuple[int, ...]) -> MLPRegressor:
         return MLPRegressor(
@@ -364,7 +367,7 @@ def reid_rate_inversion(
     x_orig_all: np.ndarray,
     source_idx: np.ndarray,
     known_idx: np.ndarray,
-    models: dict[str, object] | None = None,
+    models: dict[str, Any] | None = None,
     n_aug: int = 4,
 ) -> dict[str, float]:
     """An adversary who holds the anonymiser and the originals `known_idx` (disjoint from the
@@ -373,9 +376,6 @@ def reid_rate_inversion(
     original among the records it does not know (a known record cannot be a target). Returns
     the rate per model and `best` (the adversary picks the strongest; only its own records
     could tell it which, so `best` is an upper bound)."""
-    from sklearn.exceptions import ConvergenceWarning
-    from threadpoolctl import threadpool_limits
-
     source_idx = np.asarray(source_idx)
     known_idx = np.asarray(known_idx)
     if np.intersect1d(known_idx, source_idx).size:
@@ -413,8 +413,6 @@ def attribute_inference_gain(
     alone (k-NN on the known features over records disjoint from the targets), the best an
     adversary could do without the release. gain = baseline MAE - release MAE (model-space
     units; > 0 means the release leaks the attribute)."""
-    from sklearn.neighbors import KNeighborsRegressor
-
     kc = list(known_cols)
     xt = np.asarray(x_targets, np.float64)
     xr = np.asarray(x_release, np.float64)

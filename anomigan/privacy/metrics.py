@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from scipy.stats import spearmanr
 from sklearn.linear_model import LogisticRegression
 
 # the target reports it about itself (method layer); re-exported for the evaluation
@@ -96,8 +97,6 @@ def score_rank_corr(p_orig: np.ndarray, p_anon: np.ndarray) -> float:
     """Spearman correlation between the target's scores on originals and on their releases
     (mean over classes beyond two): the per-record utility a class-level sampler cannot fake.
     A constant side carries no ranking, so it counts as 0."""
-    from scipy.stats import spearmanr
-
     a, b = _score_columns(p_orig), _score_columns(p_anon)
     out = []
     for j in range(a.shape[1]):

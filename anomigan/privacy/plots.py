@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import matplotlib
 
@@ -35,7 +36,7 @@ def confusion_matrix_figure(
     return fig
 
 
-def loss_curves_figure(history: Mapping[str, Sequence[float]], steps: Sequence[int]) -> Figure:
+def loss_curves_figure(history: Mapping[str, Sequence[float]], steps: Sequence[float]) -> Figure:
     """The paper's Fig. 4: every logged loss against the training step."""
     fig, ax = plt.subplots(figsize=(6, 3.5))
     for name, values in history.items():
@@ -142,7 +143,7 @@ def correlation_heatmaps_figure(
     panels.update({k: np.asarray(v, float) for k, v in anonymized.items()})
     fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.6))
     axes = np.atleast_1d(axes)
-    image = None
+    image: Any = None  # the last panel's image: the colour bar's scale
     for ax, (name, m) in zip(axes, panels.items(), strict=True):
         image = ax.imshow(np.ma.masked_invalid(m), cmap="RdBu_r", vmin=-1, vmax=1)
         ax.set_title(name, fontsize=8)

@@ -14,8 +14,11 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
 
+from anomigan.privacy import plots
 from anomigan.privacy.attacks import LINKAGE
 
 # utility figures: True when higher is better
@@ -136,7 +139,7 @@ def compare(
     higher = UTILITY[utility]
     mine = [s for s in settings if _kind(s) == "anomigan"]
     theirs = [s for s in settings if _kind(s) == other]
-    out = []
+    out: list[tuple[dict, str, dict | None]] = []
     for a in mine:
         pa = a["metrics"].get(privacy)
         ua = a["metrics"].get(utility)
@@ -311,8 +314,6 @@ def _inversion(name: str, settings: list[dict]) -> tuple[str, list[str]]:
 
 def write_report(results: Sequence[dict], out_dir: str | Path) -> Path:
     """Write report.md, figures/*.png and tables/*.csv|md for one or more evaluated data sets."""
-    from anomigan.privacy import plots
-
     out = Path(out_dir)
     (out / "figures").mkdir(parents=True, exist_ok=True)
     (out / "tables").mkdir(parents=True, exist_ok=True)
@@ -432,7 +433,7 @@ def write_report(results: Sequence[dict], out_dir: str | Path) -> Path:
         )
 
         # figures
-        figs: list[tuple[str, str]] = []
+        figs: list[tuple[str, Figure]] = []
         delta = _sweep(settings, "anomigan", "delta")
         dp = _sweep(settings, "laplace_dp", "dp_guard")
         lam = _sweep(settings, "anomigan", "lambda_e")
@@ -474,8 +475,6 @@ def write_report(results: Sequence[dict], out_dir: str | Path) -> Path:
         md += ["### Figures", ""]
         for fname, fig in figs:
             fig.savefig(out / "figures" / fname, dpi=110)
-            import matplotlib.pyplot as plt
-
             plt.close(fig)
             md.append(f"![{fname}](figures/{fname})")
         md.append("")

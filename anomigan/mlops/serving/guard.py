@@ -23,7 +23,7 @@ import pandas as pd
 from mlflow.models.utils import _enforce_params_schema
 from mlflow.pyfunc import scoring_server
 from mlflow.pyfunc.scoring_server import InvocationsResponse, predictions_to_json
-from mlflow.types import ColSpec, Schema
+from mlflow.types import ColSpec, Schema, TensorSpec
 
 from anomigan.data.codec import RecordCodec
 from anomigan.mlops.serving.requests import InvalidRecords, parse_invocation
@@ -38,7 +38,7 @@ def input_schema(codec: RecordCodec, optional: bool = False) -> Schema:
     accepts missing values there (the codec imputes them).
     """
     codec._check_fitted()
-    cols = []
+    cols: list[ColSpec | TensorSpec] = []
     for s in codec.specs:
         if s.kind == "categorical":
             kind = "string"
@@ -109,7 +109,7 @@ def install_schema_guard(schema) -> None:
             return data, _enforce_params_schema(params, params_schema)
         return original(data, params, input_schema, params_schema, flavor)
 
-    validate.anomigan_guard = True
+    validate.anomigan_guard = True  # type: ignore[attr-defined]
     pyfunc._validate_prediction_input = validate
 
 

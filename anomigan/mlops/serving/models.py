@@ -18,6 +18,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 from mlflow.models import ModelSignature, infer_signature
+from mlflow.pyfunc import PythonModel
 
 from anomigan.data.codec import RecordCodec, SchemaError, _rows
 from anomigan.method.anonymizers import AnomiGANAnonymizer
@@ -52,17 +53,20 @@ def pip_requirements() -> list[str]:
     return reqs + [f"anomigan=={version('anomigan')}"]
 
 
-class RecordModel(mlflow.pyfunc.PythonModel, abc.ABC):
+class RecordModel(PythonModel, abc.ABC):
     """Base pyfunc: raw records in, validated by the codec, a DataFrame out."""
 
     codec: RecordCodec
     #: Names a request may pass in its JSON `params` object.
     PARAMS: frozenset[str] = frozenset()
-    #: Decimals of floats in JSON answers (pandas' writer takes a fixed count, at most 15).
-    json_decimals: int = 15
     #: Whether the model accepts missing cells (it imputes them): the signature then marks its
     #: input columns optional, MLflow's way of saying so.
     OPTIONAL_INPUTS: bool = False
+
+    @property
+    def json_decimals(self) -> int:
+        """Decimals of floats in JSON answers (pandas' writer takes a fixed count, at most 15)."""
+        return 15
 
     def load_context(self, context) -> None:
         self.codec = RecordCodec.load(Path(context.artifacts["model"]) / "codec.json")

@@ -83,8 +83,9 @@ def fail_dead_trials(study: optuna.Study) -> list[int]:
             if pid.isdigit() and _dead_here({"host": host, "pid": int(pid)}):
                 tracking.mark_killed(run_id)
             continue
-        t = by_number.get(int(number)) if number.isdigit() else None
-        if t is None or not t.state.is_finished() or not _dead_here(t.user_attrs.get("owner")):
+        told = by_number.get(int(number)) if number.isdigit() else None
+        if told is None or not told.state.is_finished():
             continue
-        tracking.end_run(run_id, "FINISHED" if t.state in FINISHED else "KILLED")
+        if _dead_here(told.user_attrs.get("owner")):
+            tracking.end_run(run_id, "FINISHED" if told.state in FINISHED else "KILLED")
     return failed

@@ -4,6 +4,7 @@ every trial is compared with, and the Pareto front logged as CSVs and a plot."""
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import pandas as pd
 from optuna.trial import TrialState
 
 from anomigan.method.anonymizers import (
+    Anonymizer,
     ClassCopula,
     CopulaBlend,
     Guarded,
@@ -119,7 +121,7 @@ def reference_rows(data, target, codec, s: TuneSettings) -> list[dict[str, Any]]
     """The references behind the same prediction guard, evaluated on the validation split with
     the trials' protocol: what a trial must beat to be worth promoting."""
     copula = ClassCopula.fit(data.x_train, target.predict, codec.model_blocks())
-    build = {
+    build: dict[str, Callable[[Any], Anonymizer]] = {
         "class_copula": lambda _: copula,
         "copula_blend": lambda a: CopulaBlend(copula, a),
         "laplace_dp": LaplaceDP,
