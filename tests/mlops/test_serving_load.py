@@ -12,7 +12,7 @@ from pathlib import Path
 import mlflow
 import numpy as np
 
-BENCH = Path(__file__).resolve().parent.parent / "bench" / "serving_load.py"
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "serving_load.py"
 
 
 def _bench():
