@@ -194,8 +194,28 @@ def encoder_server(breast_encoder, cli_env, tmp_path_factory):
     request seeds allowed, so the 413 and seed paths are cheap to test."""
     env = {**cli_env, "ANOMIGAN_MAX_ROWS": "5000", "ANOMIGAN_ALLOW_SEED": "1"}
     log = tmp_path_factory.mktemp("serve") / "encoder.log"
-    with ScoringServer("models:/anomigan-encoder-breast@champion", env, log) as server:
+    uri = f"models:/anomigan-encoder-breast/{breast_encoder['version']}"  # others move @champion
+    with ScoringServer(uri, env, log) as server:
         yield server
+
+
+#: the session encoders and the registered model whose `@champion` each test expects them to be
+SESSION_ENCODERS = {
+    "breast_encoder": "anomigan-encoder-breast",
+    "ckd_encoder": "anomigan-encoder-ckd",
+}
+
+
+@pytest.fixture(autouse=True)
+def champions_are_the_session_encoders(request):
+    """Each test builds the registry state it needs: tuning and the CLI register encoders and
+    move `@champion` too, so a test that uses a session encoder points the alias at it first
+    (in any test order)."""
+    from anomigan.mlops import tracking
+
+    for fixture, name in SESSION_ENCODERS.items():
+        if fixture in request.fixturenames:
+            tracking.set_champion(name, request.getfixturevalue(fixture)["version"])
 
 
 @pytest.fixture(scope="session")

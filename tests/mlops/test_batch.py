@@ -21,15 +21,6 @@ from anomigan.data import load_dataset
 MODEL = "models:/anomigan-encoder-breast@champion"
 
 
-@pytest.fixture(autouse=True)
-def champion_is_the_session_encoder(request):
-    """Each test builds the registry state it needs: other modules (tuning, the CLI) register
-    encoders too, so the alias is pointed at the session's briefly trained encoder first."""
-    if "breast_encoder" in request.fixturenames:
-        from anomigan.mlops import tracking
-
-        encoder = request.getfixturevalue("breast_encoder")
-        tracking.set_champion("anomigan-encoder-breast", encoder["version"])
 MARKER = "987654.321"
 
 
