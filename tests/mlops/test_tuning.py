@@ -248,29 +248,6 @@ def test_sigkill_mid_study_then_resume_loses_and_redoes_nothing(breast_target, c
     assert sorted(statuses.values()) == ["FINISHED", "KILLED"]  # the killed tune's run is ended
 
 
-def test_choose_champion_bars_and_tie_breaks():
-    from anomigan.mlops.tuning import choose_champion
-
-    def row(n, agree, worst, mad, pareto=True):
-        return {"trial_number": n, "prediction_agreement": agree, "reid_rate_worst": worst,
-                "corr_matrix_mad": mad, "pareto": pareto}  # fmt: skip
-
-    rows = [
-        row(0, 0.99, 0.05, 0.30),  # fails the corr bar
-        row(1, 0.90, 0.01, 0.10),  # fails the agreement bar
-        row(2, 0.97, 0.04, 0.20),
-        row(3, 0.99, 0.04, 0.20),  # same privacy as 2, higher agreement: wins the tie
-        row(4, 0.99, 0.00, 0.10, pareto=False),  # not on the front: never considered
-    ]
-    best, reason = choose_champion(rows, "reid_rate_worst", 0.95, 0.25)
-    assert best["trial_number"] == 3 and "trial 3" in reason
-    rows.append(row(5, 0.99, 0.04, 0.15))  # same privacy and agreement, lower corr: wins
-    assert choose_champion(rows, "reid_rate_worst", 0.95, 0.25)[0]["trial_number"] == 5
-    none, why = choose_champion(rows, "reid_rate_worst", 0.999, 0.25)
-    assert none is None and "prediction_agreement >= 0.999" in why
-    assert choose_champion([], "reid_rate_worst", 0.95, 0.25)[0] is None
-
-
 def _tune_cmd(storage: str, name: str, n_trials: int, workers: int = 1) -> list[str]:
     cmd = [str(Path(sys.executable).parent / "anomigan"), "tune", "--study-name", name]
     cmd += ["--storage", storage, "--n-trials", str(n_trials), "--n-workers", str(workers)]
