@@ -3,13 +3,14 @@
 After training the encoder is a fixed function, so its batch norm folds into the convolutions
 (inference-mode batch norm is an affine map). Two passes share those weights:
 
-- numpy, for batches of at most `SMALL_BATCH` rows: a TensorFlow call costs about 0.6 ms
-  however few rows it carries, which would dominate a served single-record request; one record
-  takes under 0.1 ms in numpy. The target's forward pass (for the prediction guard) too.
+- numpy, for batches of at most `SMALL_BATCH` rows: a TensorFlow call has a fixed cost however
+  few rows it carries, which would dominate a served single-record request, and numpy answers
+  one record in a fraction of it. The target's forward pass (for the prediction guard) too.
 - TensorFlow ops on 4-D tensors (`conv2d` + `bias_add` + `tanh`), which oneDNN runs as one
-  fused primitive per layer: about 25 % faster than the Keras layers' conv1d + batch norm.
+  fused primitive per layer: faster than the Keras layers' conv1d + batch norm.
 
-Tests hold both equal to the Keras networks to float32 round-off.
+Tests hold both equal to the Keras networks to float32 round-off; the timings behind these
+choices are in docs/method.md ("Inference speed") and bench/.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 #: Batches of at most this many rows run in numpy; beyond it TensorFlow's multi-threaded
-#: kernels win (measured on 2 cores: 64 rows take about 1 ms in numpy, 2.5 ms in TensorFlow).
+#: kernels win (the crossover measured on 2 cores; docs/method.md).
 SMALL_BATCH = 64
 
 _ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {

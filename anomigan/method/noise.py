@@ -95,8 +95,8 @@ def draw_layer_patterns(
 def standard_normal(shape: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
     """N(0, 1) samples of `shape` by the Box-Muller transform of stateless uniforms.
 
-    The same distribution as `tf.random.stateless_normal`, about 1.5x faster on CPU (that op
-    runs a scalar Box-Muller loop per pair; here the transform is vectorised), and the noise is
+    The same distribution as `tf.random.stateless_normal`, faster on CPU (that op runs a scalar
+    Box-Muller loop per pair; here the transform is vectorised), and the noise is
     the largest cost of anonymising in bulk. 1 - u lies in (0, 1], so the log is finite.
     """
     n = tf.reduce_prod(shape)
@@ -125,7 +125,7 @@ def layer_noise_fn(
 
     A batch is split into one segment of rows per pattern, so the noise is a dense add on
     exactly the rows that get it (scattering it into the whole batch copied every layer's
-    activations: ~25 % slower).
+    activations, measurably slower).
     """
 
     def fn(i: int, h: tf.Tensor) -> tf.Tensor:

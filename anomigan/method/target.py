@@ -67,7 +67,7 @@ class TrainedTarget:
     config: TargetConfig
 
     def __post_init__(self) -> None:
-        # a concrete function: calling it skips tf.function's per-call argument binding (~1 ms)
+        # a concrete function: calling it skips tf.function's per-call argument binding
         spec = tf.TensorSpec([None, self.model.input_shape[-1]], tf.float32)
         self._forward = tf.function(
             lambda x: self.model(x, training=False), input_signature=[spec]
@@ -75,8 +75,8 @@ class TrainedTarget:
         self._small = DenseStack.from_keras(self.model)  # the model is frozen
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
-        """Class probabilities; a `tf.function` call, not `model.predict` (90 ms per call),
-        or numpy for a few rows (a TensorFlow call alone costs ~0.6 ms)."""
+        """Class probabilities; a `tf.function` call, not `model.predict` (whose per-call set-up
+        dwarfs a small batch), or numpy for a few rows (a TensorFlow call has a fixed cost)."""
         if self._small is not None and 0 < len(x) <= SMALL_BATCH:
             return self._small.forward(x)
         out = [

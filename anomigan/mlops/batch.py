@@ -10,8 +10,8 @@ value.
 Chunks are anonymised by `workers` threads while the main thread reads the next chunk and
 writes finished ones in file order. TensorFlow, the CSV parser and pyarrow's writer release
 the GIL, so parsing and writing overlap with the encoder, and two threads keep both cores of a
-small machine busier than one (`bench/anonymize_file.py --workers 1`: about 5 % fewer rows/s
-on 2 cores). At most `workers + 1` chunks are in memory at once, and the output does not depend
+small machine busier than one (`bench/anonymize_file.py --workers 1` measures the difference).
+At most `workers + 1` chunks are in memory at once, and the output does not depend
 on `workers` (each chunk's seed is drawn in file order).
 """
 
@@ -84,7 +84,7 @@ def _chunks(handle, path: Path, columns: list[str], categorical: set[str], chunk
 
 
 def csv_bytes(frame: pd.DataFrame, header: bool) -> bytes:
-    """A chunk as CSV: pandas writes the header, pyarrow the body (about 8x faster)."""
+    """A chunk as CSV: pandas writes the header, pyarrow the body (much faster than pandas)."""
     out = io.BytesIO()
     if header:
         out.write(frame.iloc[:0].to_csv(index=False).encode("utf-8"))

@@ -154,7 +154,7 @@ def _parse_json(data: str, all_numeric: bool = False) -> tuple[pd.DataFrame, dic
                 )
         if any(not isinstance(c, str) for c in split["columns"]):
             raise InvalidRecords("'dataframe_split.columns' must be a list of column names")
-        if all_numeric and rows:  # one numpy conversion, about 10x faster than pandas'
+        if all_numeric and rows:  # one numpy conversion, much faster than pandas'
             try:
                 table = np.asarray(rows, dtype="float64")
                 return pd.DataFrame(table, columns=split["columns"]), params
