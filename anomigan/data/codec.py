@@ -15,67 +15,24 @@ Error messages name columns and rows, never cell values (the data are patient re
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from anomigan.data.schema import (
+    ColumnSpec,
+    SchemaError,
+    check_columns,
+    decimals,
+    is_numeric_dtype,
+    validate,
+)
+
 __all__ = ["ColumnSpec", "RecordCodec", "SchemaError"]
 
 FORMAT_VERSION = 1
-
-
-class SchemaError(ValueError):
-    """Input records do not match the codec's schema. Message names column(s)/row(s),
-    never values."""
-
-
-@dataclass
-class ColumnSpec:
-    """What the codec learned about one raw column (all JSON-serialisable)."""
-
-    name: str
-    kind: str  # "numeric" or "categorical"
-    dtype: str  # raw dtype string of the fitted frame, restored by decode
-    integer: bool = False  # numeric: all training values integral -> decode rounds
-    decimals: int = -1  # numeric: fewest decimals (<= 8) that write every training value; -1: more
-    min: float = 0.0
-    max: float = 0.0
-    median: float = 0.0
-    vocabulary: list[str] = field(default_factory=list)  # categorical, sorted
-    mode: str = ""  # categorical: most frequent training level (imputation)
-
-    @property
-    def width(self) -> int:
-        """Number of model-space columns this raw column occupies."""
-        if self.kind == "numeric" or len(self.vocabulary) <= 2:
-            return 1
-        return len(self.vocabulary)
-
-
-def _rows(index: pd.Index, mask: np.ndarray, limit: int = 10) -> str:
-    """Index labels of flagged rows, truncated, for messages."""
-    labels = [str(v) for v in index[mask][:limit]]
-    more = int(mask.sum()) - len(labels)
-    return "[" + ", ".join(labels) + "]" + (f" (+{more} more)" if more > 0 else "")
-
-
-def _decimals(values: np.ndarray, most: int = 8) -> int:
-    """Fewest decimals that write every value exactly (e.g. 2 for 17.99), or -1 beyond `most`.
-
-    Decoding rounds to it, so released records look like the source data (17.99, not
-    17.990000915527344: the encoder computes in float32, digits beyond the data's are noise).
-    """
-    for k in range(most + 1):
-        if np.allclose(np.round(values, k), values, rtol=1e-12, atol=0.0):
-            return k
-    return -1
-
-
-def _is_numeric_dtype(dtype: Any) -> bool:
-    return pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)
 
 
 class RecordCodec:
@@ -104,7 +61,7 @@ class RecordCodec:
             if col.isna().all():
                 raise SchemaError(f"column '{name}' is entirely missing; cannot fit")
             dtype = str(col.dtype)
-            if _is_numeric_dtype(col.dtype):
+            if is_numeric_dtype(col.dtype):
                 values = col.dropna().to_numpy(dtype="float64")
                 if not np.isfinite(values).all():
                     raise SchemaError(f"column '{name}' has infinite values; cannot fit")
@@ -114,7 +71,7 @@ class RecordCodec:
                         kind="numeric",
                         dtype=dtype,
                         integer=bool(np.all(values == np.round(values))),
-                        decimals=_decimals(values),
+                        decimals=decimals(values),
                         min=float(values.min()),
                         max=float(values.max()),
                         median=float(np.median(values)),
@@ -179,20 +136,7 @@ class RecordCodec:
         else SchemaError naming the missing and unexpected ones. Needs no rows, so a job can
         check a table's header before reading it."""
         self._check_fitted()
-        expected = self.columns
-        given = [str(c) for c in names]
-        missing = [c for c in expected if c not in given]
-        extra = [c for c in given if c not in expected]
-        if missing or extra:
-            parts = []
-            if missing:
-                parts.append(f"missing columns {missing}")
-            if extra:
-                parts.append(f"unexpected columns {extra}")
-            raise SchemaError("; ".join(parts))
-        if len(set(given)) != len(given):
-            raise SchemaError("duplicate column names in records")
-        return given
+        return check_columns(self.specs, names)
 
     def validate(self, features: pd.DataFrame) -> pd.DataFrame:
         """Check records against the schema; return them cleaned, in fit column order.
@@ -201,85 +145,7 @@ class RecordCodec:
         kept (encode imputes it). Raises SchemaError naming columns/rows, never values.
         """
         self._check_fitted()
-        if not isinstance(features, pd.DataFrame):
-            raise SchemaError("records must be a pandas DataFrame")
-        if len(features) == 0:
-            raise SchemaError("no records (empty frame)")
-        given = self.check_columns(features.columns)
-        frame = features
-        if given != list(features.columns):
-            frame = features.copy()
-            frame.columns = given
-        # Fast path (one block, no per-column pandas calls): numeric columns that already hold
-        # plain numpy numbers. A single-record request is dominated by per-column overhead.
-        dtypes = dict(zip(given, frame.dtypes.tolist(), strict=True))
-        fast = [
-            s.name
-            for s in self.specs
-            if s.kind == "numeric"
-            and isinstance(dtypes[s.name], np.dtype)
-            and dtypes[s.name].kind in "iuf"
-        ]
-        if fast == given:
-            block = frame.to_numpy(dtype="float64")
-        elif fast:
-            block = frame[fast].to_numpy(dtype="float64")
-        else:
-            block = np.empty((len(frame), 0))
-        block_inf = np.isinf(block).any(axis=0)
-        fast_pos = {name: k for k, name in enumerate(fast)}
-        out: dict[str, pd.Series | np.ndarray] = {}
-        for s in self.specs:
-            if s.name in fast_pos:
-                k = fast_pos[s.name]
-                if block_inf[k]:
-                    inf = np.isinf(block[:, k])
-                    raise SchemaError(
-                        f"column '{s.name}' has infinite values in rows {_rows(frame.index, inf)}"
-                    )
-                out[s.name] = block[:, k]
-                continue
-            col = frame[s.name]
-            present = col.notna().to_numpy()
-            if s.kind == "numeric":
-                if pd.api.types.is_bool_dtype(col.dtype):
-                    col = col.astype("float64")
-                num = pd.to_numeric(col, errors="coerce").astype("float64")
-                bad = present & num.isna().to_numpy()
-                if bad.any():
-                    raise SchemaError(
-                        f"column '{s.name}' is numeric but has non-numeric values in rows "
-                        f"{_rows(frame.index, bad)}"
-                    )
-                inf = np.isinf(num.to_numpy())
-                if inf.any():
-                    raise SchemaError(
-                        f"column '{s.name}' has infinite values in rows {_rows(frame.index, inf)}"
-                    )
-                out[s.name] = num
-            else:
-                text = pd.Series(
-                    [v if pd.isna(v) else str(v) for v in col],
-                    index=frame.index,
-                    dtype="object",
-                )
-                unknown = present & ~text.isin(s.vocabulary).to_numpy()
-                if unknown.any():
-                    raise SchemaError(
-                        f"column '{s.name}' has categories not seen in training in rows "
-                        f"{_rows(frame.index, unknown)}"
-                    )
-                out[s.name] = text
-        if fast == self.columns:  # all plain numbers: one 2-D block, no per-column copies
-            result = pd.DataFrame(block, columns=fast, index=frame.index, copy=False)
-        else:
-            result = pd.DataFrame(out, index=frame.index)
-        if len(fast) == len(self.specs) and not np.isnan(block).any():
-            return result  # complete numbers: no row can be entirely missing
-        empty = result.isna().all(axis=1).to_numpy()
-        if empty.any():
-            raise SchemaError(f"records are entirely missing in rows {_rows(frame.index, empty)}")
-        return result
+        return validate(self.specs, features)
 
     # ------------------------------------------------------------------ transform
 

@@ -36,7 +36,8 @@ import numpy as np
 import pandas as pd
 from pandas._libs.parsers import STR_NA_VALUES  # what pandas' CSV reader calls missing
 
-from anomigan.data.codec import SchemaError, _rows
+from anomigan.data.codec import SchemaError
+from anomigan.data.schema import row_labels
 from anomigan.mlops.batch import load_encoder_model
 from anomigan.mlops.serving import InvalidRecords, check_seed
 
@@ -115,7 +116,7 @@ def _partition_job(folder: str, shipped: bool, seed, allow_missing, max_resample
                 if corrupt.any():
                     raise BadPartition(
                         partition,
-                        f"malformed CSV in rows {_rows(batch.index, corrupt)} "
+                        f"malformed CSV in rows {row_labels(batch.index, corrupt)} "
                         "(wrong number of fields?)",
                     )
                 batch = batch.where(~batch.isin(STR_NA_VALUES), None)

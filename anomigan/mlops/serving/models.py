@@ -20,7 +20,8 @@ import pandas as pd
 from mlflow.models import ModelSignature, infer_signature
 from mlflow.pyfunc import PythonModel
 
-from anomigan.data.codec import RecordCodec, SchemaError, _rows
+from anomigan.data.codec import RecordCodec, SchemaError
+from anomigan.data.schema import row_labels
 from anomigan.method.anonymizers import AnomiGANAnonymizer
 from anomigan.method.gan import TrainedEncoder
 from anomigan.method.target import TrainedTarget
@@ -220,7 +221,7 @@ class EncoderModel(RecordModel):
         name = next(c for c in self.codec.columns if c in flagged)
         raise InvalidRecords(
             f"column '{name}' has missing (null or empty) values in rows "
-            f"{_rows(records.index, missing[:, names.index(name)])}; send complete records "
+            f"{row_labels(records.index, missing[:, names.index(name)])}; send complete records "
             f"(imputation is off: {ALLOW_MISSING_ENV} / --allow-missing)"
         )
 
