@@ -13,6 +13,15 @@ import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 
+def _finish(fig: Figure, axes: np.ndarray, title: str) -> Figure:
+    """A panel figure's last steps: legend on the first panel, the title, a tight layout."""
+    axes[0].legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
 def confusion_matrix_figure(
     y_true: np.ndarray, y_pred: np.ndarray, classes: Sequence[str], title: str
 ) -> Figure:
@@ -128,11 +137,7 @@ def privacy_parameter_figure(
         ax.set_xlabel(xlabel)
         ax.set_ylabel(metric)
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=7)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, axes, title)
 
 
 def correlation_heatmaps_figure(
@@ -201,8 +206,4 @@ def frontier_figure(
         ax.set_xlabel(f"{privacy_metric} (lower = more private)")
         ax.set_ylabel(utility + (" (lower = better)" if utility == "corr_matrix_mad" else ""))
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=7)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, axes, title)

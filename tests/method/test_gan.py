@@ -11,31 +11,7 @@ from anomigan.method.inference import SMALL_BATCH
 from anomigan.method.networks import build_critic, build_encoder, build_linker
 from anomigan.privacy import attacks, metrics
 
-N_FEATURES = 12
-
-
-@pytest.fixture(scope="module")
-def data() -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(0)
-    y = rng.integers(0, 2, 300)
-    x = np.clip(0.5 + (y[:, None] - 0.5) * 0.4 + rng.normal(0, 0.15, (300, N_FEATURES)), 0, 1)
-    return x.astype(np.float32), y
-
-
-@pytest.fixture(scope="module")
-def target(data: tuple[np.ndarray, np.ndarray]) -> keras.Model:
-    x, y = data
-    keras.utils.set_random_seed(0)
-    m = keras.Sequential(
-        [
-            keras.Input((N_FEATURES,)),
-            keras.layers.Dense(8, activation="relu"),
-            keras.layers.Dense(2, activation="softmax"),
-        ]
-    )
-    m.compile("adam", "sparse_categorical_crossentropy")
-    m.fit(x, y, epochs=20, batch_size=32, verbose=0)
-    return m
+N_FEATURES = 12  # the toy data set of tests/method/conftest.py
 
 
 @pytest.fixture(scope="module")

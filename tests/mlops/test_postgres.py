@@ -16,8 +16,8 @@ from pathlib import Path
 import optuna
 import pytest
 import requests
-from conftest import ScoringServer, assert_trials_land_once, free_port
 from optuna.trial import TrialState
+from support import ScoringServer, assert_trials_land_once, free_port
 
 from anomigan.data import load_dataset
 from anomigan.mlops.tuning import KILL_AT_ENV, open_storage

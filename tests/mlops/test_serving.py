@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import requests
-from conftest import ScoringServer
+from support import ScoringServer
 
 from anomigan.data import load_dataset
 from anomigan.data.codec import RecordCodec

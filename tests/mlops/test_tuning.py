@@ -17,9 +17,9 @@ from pathlib import Path
 import optuna
 import pandas as pd
 import pytest
-from conftest import assert_trials_land_once, find_leaked_rows
 from mlflow import MlflowClient
 from optuna.trial import TrialState
+from support import assert_trials_land_once, find_leaked_rows
 
 from anomigan.cli import main
 from anomigan.data import load_dataset

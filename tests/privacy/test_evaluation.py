@@ -4,7 +4,7 @@ from pathlib import Path
 
 import mlflow
 import pytest
-from conftest import find_leaked_rows
+from support import find_leaked_rows
 
 from anomigan.data import load_dataset
 from anomigan.mlops import tracking
