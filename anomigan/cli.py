@@ -8,6 +8,9 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
+# Deliberately deferred: each sub-command imports the layer it runs when it runs, so `--help`
+# and argument errors answer at once, before TensorFlow, MLflow and Optuna load (and after
+# TF_CPP_MIN_LOG_LEVEL below is set).
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 EXIT_BAD_INPUT = 2
@@ -45,7 +48,7 @@ def _data_args(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_train_target(a: argparse.Namespace) -> dict:
-    from anomigan.jobs import train_target_job
+    from anomigan.mlops.jobs import train_target_job
 
     return train_target_job(
         a.dataset,
@@ -61,8 +64,8 @@ def _cmd_train_target(a: argparse.Namespace) -> dict:
 def _cmd_train(a: argparse.Namespace) -> dict:
     from dataclasses import fields
 
-    from anomigan.gan import GANConfig
-    from anomigan.jobs import train_job
+    from anomigan.method.gan import GANConfig
+    from anomigan.mlops.jobs import train_job
 
     return train_job(
         a.dataset,
@@ -76,7 +79,7 @@ def _cmd_train(a: argparse.Namespace) -> dict:
 
 
 def _cmd_tune(a: argparse.Namespace) -> dict:
-    from anomigan.jobs import tune_job
+    from anomigan.mlops.jobs import tune_job
 
     return tune_job(
         a.dataset,
@@ -102,7 +105,7 @@ def _cmd_tune(a: argparse.Namespace) -> dict:
 
 
 def _cmd_promote(a: argparse.Namespace) -> dict:
-    from anomigan.tuning import promote
+    from anomigan.mlops.tuning import promote
 
     return promote(a.model, a.version)
 
@@ -118,7 +121,7 @@ def _bool(text: str) -> bool:
 
 
 def _cmd_evaluate(a: argparse.Namespace) -> dict:
-    from anomigan.jobs import evaluate_job
+    from anomigan.mlops.jobs import evaluate_job
 
     return evaluate_job(
         a.dataset,
@@ -139,7 +142,7 @@ def _cmd_evaluate(a: argparse.Namespace) -> dict:
 
 
 def _cmd_report(a: argparse.Namespace) -> dict:
-    from anomigan.jobs import report_job
+    from anomigan.mlops.jobs import report_job
 
     datasets = [d.strip() for d in a.dataset.split(",")] if a.dataset else None
     run_ids = [r.strip() for r in a.run_id.split(",")] if a.run_id else None
@@ -156,7 +159,7 @@ def _gan_args(p: argparse.ArgumentParser) -> None:
     of a default: an option left out keeps the dataclass's)."""
     from dataclasses import fields
 
-    from anomigan.gan import D2_LOSSES, PRIORS, GANConfig
+    from anomigan.method.gan import D2_LOSSES, PRIORS, GANConfig
 
     d = GANConfig()
     choices = {"prior": PRIORS, "d2_loss": D2_LOSSES}
@@ -173,7 +176,7 @@ def _gan_args(p: argparse.ArgumentParser) -> None:
 
 
 def _tune_args(p: argparse.ArgumentParser) -> None:
-    from anomigan.tuning import TuneSettings
+    from anomigan.mlops.tuning import TuneSettings
 
     d = TuneSettings()  # the one place tune's defaults live
     p.add_argument(
@@ -254,7 +257,7 @@ def _tune_args(p: argparse.ArgumentParser) -> None:
 
 def _cmd_anonymize(a: argparse.Namespace) -> dict:
     if a.engine == "spark":
-        from anomigan.spark import anonymize_spark
+        from anomigan.mlops.spark import anonymize_spark
 
         return anonymize_spark(
             a.model,
@@ -266,7 +269,7 @@ def _cmd_anonymize(a: argparse.Namespace) -> dict:
             batch_size=a.chunk_size,
             master=a.spark_master,
         )
-    from anomigan.batch import anonymize_csv
+    from anomigan.mlops.batch import anonymize_csv
 
     return anonymize_csv(
         a.model,
@@ -281,7 +284,7 @@ def _cmd_anonymize(a: argparse.Namespace) -> dict:
 
 
 def _cmd_models(a: argparse.Namespace) -> dict:
-    from anomigan import tracking
+    from anomigan.mlops import tracking
 
     models = tracking.registered_models()
     if not models:
@@ -484,9 +487,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run a sub-command; bad input exits 2 with a message naming the problem, never a value."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    from anomigan import tracking
-    from anomigan.codec import SchemaError
     from anomigan.data import DataError
+    from anomigan.data.codec import SchemaError
+    from anomigan.mlops import tracking
 
     tracking.configure(args.tracking_uri)
     func: Callable[[argparse.Namespace], object] = args.func

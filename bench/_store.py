@@ -12,7 +12,7 @@ def store_with_encoder(model: str, tracking_uri: str | None) -> tuple[Path, str]
     training a breast encoder with `train`'s defaults when it does not (about 2 minutes: speed
     depends on training quality, since the prediction guard re-draws records whose class a
     poorly trained encoder flips). Returns (work folder, store URI)."""
-    from anomigan import tracking
+    from anomigan.mlops import tracking
 
     work = Path(tempfile.mkdtemp(prefix="anomigan-bench-"))
     uri = tracking_uri or f"sqlite:///{work / 'mlflow.db'}"
@@ -20,7 +20,7 @@ def store_with_encoder(model: str, tracking_uri: str | None) -> tuple[Path, str]
     os.chdir(work)
     tracking.configure(uri)
     if not tracking.model_exists(model):
-        from anomigan.jobs import train_job
+        from anomigan.mlops.jobs import train_job
 
         print(f"{model} not found in {uri}: training a breast encoder first")
         train_job("breast")

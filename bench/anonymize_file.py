@@ -51,7 +51,7 @@ def sampler(codec, shape: str, dataset: str):
     """`draw(rng, n)` -> n synthetic records in model space, of the requested shape."""
     if shape == "uniform":
         return lambda rng, n: rng.uniform(0, 1, size=(n, codec.n_outputs))
-    from anomigan.jobs import prepare
+    from anomigan.mlops.jobs import prepare
 
     prep = prepare(dataset, None)
     if prep.codec.columns != codec.columns:
@@ -97,7 +97,7 @@ def four_digits(frame):
 
 def generate(codec, draw, path: Path, rows: int, digits: bool, chunk: int = 100_000) -> None:
     """Write `rows` synthetic records of the codec's columns."""
-    from anomigan.batch import csv_bytes
+    from anomigan.mlops.batch import csv_bytes
 
     rng = np.random.default_rng(0)
     with path.open("wb") as out:
@@ -152,7 +152,7 @@ def main() -> None:
     changed = first_draw_changes(model.anonymizer, draw(np.random.default_rng(1), 20_000))
     line = f"target class changed at the first draw: {changed:.1%} of synthetic records"
     if args.shape != "uniform":
-        from anomigan.jobs import prepare
+        from anomigan.mlops.jobs import prepare
 
         real = prepare(args.dataset, None).x_train
         real = np.tile(real, (-(-20_000 // len(real)), 1))  # fresh randomness per copy

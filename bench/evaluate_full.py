@@ -20,7 +20,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from anomigan.report import HEADLINE_METRICS as KEYS  # noqa: E402
+from anomigan.privacy.report import HEADLINE_METRICS as KEYS  # noqa: E402
 
 SHORT = ("agree", "srank", "smae", "cmad", "tstr", "worst", "orcl", "orcl8", "score", "inv")
 
@@ -37,8 +37,8 @@ def main() -> None:
         tmp = tempfile.mkdtemp(prefix="evaluate-bench-")
         os.chdir(tmp)
         os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{Path(tmp) / 'mlflow.db'}"
-    from anomigan import tracking
-    from anomigan.jobs import evaluate_job, load_or_train_target, prepare
+    from anomigan.mlops import tracking
+    from anomigan.mlops.jobs import evaluate_job, load_or_train_target, prepare
 
     tracking.configure()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")

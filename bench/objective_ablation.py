@@ -36,17 +36,18 @@ def main() -> None:
     ap.add_argument("--references", action="store_true", help="copula and blends 0.2/0.4/0.6")
     a = ap.parse_args()
 
-    from anomigan.anonymizers import (
+    from anomigan.method.anonymizers import (
         MAX_RESAMPLE,
         AnomiGANAnonymizer,
         ClassCopula,
         CopulaBlend,
         Guarded,
     )
-    from anomigan.evaluation import evaluate
-    from anomigan.gan import GANConfig, train_anomigan
-    from anomigan.jobs import prepare, train_split_target
-    from anomigan.target import TargetConfig
+    from anomigan.method.gan import GANConfig, train_anomigan
+    from anomigan.method.target import TargetConfig
+    from anomigan.mlops.prepare import prepare
+    from anomigan.mlops.targets import train_split_target
+    from anomigan.privacy.evaluation import evaluate
 
     for seed in (int(s) for s in a.seeds.split(",")):
         prep = prepare(a.dataset, None, seed)

@@ -10,7 +10,7 @@ answers. Goal: 0 errors, p99 <= 5x p50 for single-record requests. Records are s
         [--clients 8] [--requests 2000] [--max-seconds 60] [--server-workers 1]
 
 Without `--tracking-uri`/`MLFLOW_TRACKING_URI` it works in a temporary store and trains an
-encoder with `train`'s defaults first. `tests/test_serving_load.py` runs `load` shorter.
+encoder with `train`'s defaults first. `tests/mlops/test_serving_load.py` runs `load` shorter.
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ def udf_check(model: str, src, rows: int, master: str) -> tuple[float, int, int]
     from pyspark.sql import functions as F
     from pyspark.sql.types import DoubleType, StructField, StructType
 
-    from anomigan.spark import result_type, spark_session
+    from anomigan.mlops.spark import result_type, spark_session
 
     spark = spark_session(master)
     codec = mlflow.pyfunc.load_model(model).unwrap_python_model().codec

@@ -32,11 +32,11 @@ def main() -> None:
 
     import numpy as np
 
-    from anomigan import tracking
-    from anomigan.anonymizers import AnomiGANAnonymizer
-    from anomigan.evaluation import throughput
-    from anomigan.gan import TrainedEncoder
-    from anomigan.jobs import load_or_train_target, prepare, train_job
+    from anomigan.method.anonymizers import AnomiGANAnonymizer
+    from anomigan.method.gan import TrainedEncoder
+    from anomigan.mlops import tracking
+    from anomigan.mlops.jobs import load_or_train_target, prepare, train_job
+    from anomigan.privacy.evaluation import throughput
 
     tracking.configure()
     start = time.perf_counter()
@@ -66,8 +66,8 @@ def step_ms(prep, target, codec, n_steps: int = 1000) -> float:
     """Milliseconds per training step of the default GANConfig, after tracing and warm-up."""
     import tensorflow as tf
 
-    from anomigan.anonymizers import ClassCopula
-    from anomigan.gan import AnomiGAN, GANConfig, predicted_classes
+    from anomigan.method.anonymizers import ClassCopula
+    from anomigan.method.gan import AnomiGAN, GANConfig, predicted_classes
 
     x = codec.encode(prep.train.features)
     config = GANConfig(seed=0)

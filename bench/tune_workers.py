@@ -30,9 +30,9 @@ def main() -> None:
 
     import optuna
 
-    from anomigan import tracking
-    from anomigan.jobs import prepare, train_target_job
-    from anomigan.tuning import TuneSettings, open_study, suggest_config, tune
+    from anomigan.mlops import tracking
+    from anomigan.mlops.jobs import prepare, train_target_job
+    from anomigan.mlops.tuning import TuneSettings, open_study, suggest_config, tune
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-tune-"))
     os.chdir(tmp)  # artifacts of a fresh store land here

@@ -9,9 +9,9 @@ import yaml
 
 from anomigan.cli import build_parser
 from anomigan.data import TEST_SIZE
-from anomigan.gan import GANConfig
-from anomigan.target import TargetConfig
-from anomigan.tuning import TuneSettings
+from anomigan.method.gan import GANConfig
+from anomigan.method.target import TargetConfig
+from anomigan.mlops.tuning import TuneSettings
 
 MLPROJECT = yaml.safe_load((Path(__file__).resolve().parent.parent / "MLproject").read_text())
 

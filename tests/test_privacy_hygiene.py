@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import find_leaked_rows
+from support import find_leaked_rows
 
 from anomigan.data import load_dataset
 

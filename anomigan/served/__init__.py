@@ -1,4 +1,4 @@
-"""MLflow models-from-code entry files, one per served pyfunc (see `anomigan.serving`).
+"""MLflow models-from-code entry files, one per served pyfunc (see `anomigan.mlops.serving`).
 
 MLflow copies the file into the logged model and runs it at load time; nothing is pickled.
 """

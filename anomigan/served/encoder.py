@@ -2,6 +2,6 @@
 
 import mlflow
 
-from anomigan.serving import EncoderModel
+from anomigan.mlops.serving import EncoderModel
 
 mlflow.models.set_model(EncoderModel())

@@ -2,6 +2,6 @@
 
 import mlflow
 
-from anomigan.serving import TargetModel
+from anomigan.mlops.serving import TargetModel
 
 mlflow.models.set_model(TargetModel())

@@ -1,0 +1,571 @@
+"""AnomiGAN training: encoder E(x, r) against an oracle-aware linker D1, a realism critic and a
+frozen target classifier D2; plus the trained anonymiser with the paper's per-layer noise.
+
+Encoder objective per step (B records x with predicted classes y = argmax D2(x)):
+
+    L_E = λe·mean_i ||a_i - x^_i||_2
+          + λd·( w_d2·L_D2(x, x^) + δ·(w_link·L_link + w_nce·(L_nce_oracle + L_nce_orig))
+                 + w_real·L_real )
+
+with x^ = E(x, r). With `prior="copula"` (the default) r is a fresh synthetic record of x's
+predicted class (a per-class Gaussian copula fitted on the training split) and the anchor is the
+δ-blend a = (1-δ)·x + δ·r: at δ = 1 the encoder is pulled to the synthetic record, at δ = 0 to
+the original, and in between L_D2 moves the release along what the target reads. With
+`prior="uniform"` (the paper) r ~ U[0,1]^d and a = x with weight (1-δ). L_D2 is chosen by
+`d2_loss`: the paper's cross-entropy on the arg-max class, a KL divergence between the target's
+outputs, or a squared error on its centred log-probabilities (the score, not only the class).
+See `AnomiGAN.train_step` and docs/method.md.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+from tqdm.auto import tqdm
+
+from anomigan.method.anonymizers import ClassCopula
+from anomigan.method.inference import SMALL_BATCH, FoldedEncoder
+from anomigan.method.networks import build_critic, build_encoder, build_linker, linker_features
+from anomigan.method.noise import (
+    LayerVariances,
+    VarianceAccumulator,
+    draw_layer_patterns,
+    layer_noise_fn,
+    possible_patterns,
+)
+
+
+def _field(default: object, help: str) -> Any:
+    """A GANConfig field whose help text the CLI and the MLproject check read."""
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass
+class GANConfig:
+    """Hyper-parameters (every one a `train` option); paper values for lambda_e, lambda_d,
+    batch_size, lr, beta_1. The others were chosen on the validation split: docs/method.md."""
+
+    lambda_e: float = _field(0.5, "closeness weight λe (to the anchor, see prior)")
+    lambda_d: float = _field(0.5, "weight λd of the target, privacy and realism terms")
+    delta: float = _field(0.3, "privacy level δ in [0, 1]: privacy weight, anchor, noise")
+    steps: int = _field(4000, "training steps")
+    batch_size: int = _field(10, "records whose release enters the losses each step")
+    n_ref: int = _field(64, "other records per step: the soft attacks' candidates")
+    lr: float = _field(1e-3, "Adam learning rate")
+    beta_1: float = _field(0.5, "Adam beta_1")
+    seed: int | None = _field(None, "seed for training and inference (None: OS entropy)")
+    w_d2: float = _field(3.0, "multiplier on the target term L_D2 (paper: 1)")
+    w_real: float = _field(0.2, "realism critic weight")
+    w_link: float = _field(1.0, "adversarial linker D1 inside the privacy term")
+    w_nce: float = _field(1.0, "soft nearest-record attacks inside the privacy term")
+    tau: float = _field(0.1, "soft-attack temperature, relative to the mean distance")
+    log_every: int = _field(100, "steps per logged loss point (0: none)")
+    variance_passes: int = _field(4, "passes over the training set to record layer variances")
+    prior: str = _field("copula", "where r comes from: copula (same-class synthetic) or uniform")
+    d2_loss: str = _field("kl", "target term: ce (arg-max class), kl or logit (the score)")
+    w_corr: float = _field(3.0, "weight of the correlation-structure fidelity term")
+
+    def __post_init__(self) -> None:
+        if self.prior not in PRIORS:
+            raise ValueError(f"prior must be one of {', '.join(PRIORS)}, got {self.prior!r}")
+        if self.d2_loss not in D2_LOSSES:
+            raise ValueError(f"d2_loss must be one of {', '.join(D2_LOSSES)}, got {self.d2_loss!r}")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> GANConfig:
+        unknown = sorted(set(d) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise ValueError(f"unknown GANConfig fields: {', '.join(unknown)}")
+        return cls(**d)
+
+
+PRIORS = ("copula", "uniform")
+D2_LOSSES = ("ce", "kl", "logit")
+#: synthetic records per class drawn once for training (inference draws fresh ones)
+PRIOR_BANK = 2048
+
+
+def _bce(label: float, p: tf.Tensor) -> tf.Tensor:
+    p = tf.clip_by_value(p, 1e-7, 1.0 - 1e-7)
+    return -tf.reduce_mean(label * tf.math.log(p) + (1.0 - label) * tf.math.log(1.0 - p))
+
+
+def soft_attack_loss(
+    queries: tf.Tensor, keys: tf.Tensor, q_cls: tf.Tensor, k_cls: tf.Tensor, tau: float
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """Differentiable nearest-record attack: query i's true key is key i; candidates are same-class
+    keys. Returns (mean excess of the attack's log-probability of the true key over chance,
+    relu(log p_ii + log n_i), so 0 means no better than guessing and the encoder is not pushed
+    to make all records equidistant, i.e. to collapse; share of queries whose nearest same-class
+    key is their own)."""
+    dist = tf.reduce_mean(tf.square(queries[:, None, :] - keys[None, :, :]), axis=-1)  # (B, K)
+    mask = tf.cast(q_cls[:, None] == k_cls[None, :], tf.float32)
+    scale = tf.stop_gradient(tf.reduce_sum(dist * mask) / tf.reduce_sum(mask) + 1e-8)
+    logits = -dist / (tau * scale) - 1e9 * (1.0 - mask)
+    logp = tf.nn.log_softmax(logits, axis=-1)
+    n = tf.reduce_sum(mask, axis=-1)
+    nq = tf.shape(queries)[0]
+    excess = tf.nn.relu(tf.linalg.diag_part(logp[:, :nq]) + tf.math.log(n))
+    top1 = tf.cast(tf.argmax(logits, axis=-1, output_type=tf.int32) == tf.range(nq), tf.float32)
+    return tf.reduce_mean(excess), tf.reduce_mean(top1)
+
+
+def _log_probs(p: tf.Tensor) -> tf.Tensor:
+    """Centred log-probabilities: the target's score, not saturated at 0 or 1."""
+    logp = tf.math.log(tf.clip_by_value(p, 1e-12, 1.0))
+    return logp - tf.reduce_mean(logp, axis=1, keepdims=True)
+
+
+def d2_term(kind: str, p_orig: tf.Tensor, p_anon: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
+    """How far the target's output on x^ is from its output on x (`GANConfig.d2_loss`)."""
+    if kind == "ce":
+        return tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(y, p_anon))
+    if kind == "kl":
+        q = tf.clip_by_value(p_anon, 1e-7, 1.0)
+        p = tf.clip_by_value(p_orig, 1e-7, 1.0)
+        return tf.reduce_mean(tf.reduce_sum(p * (tf.math.log(p) - tf.math.log(q)), axis=1))
+    return tf.reduce_mean(tf.square(_log_probs(p_anon) - _log_probs(p_orig)))
+
+
+def corr_gap(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
+    """Mean absolute difference of the column correlation matrices of two equal-size batches
+    (a constant column correlates 0 with everything, as in `metrics.corr_matrix_mad`)."""
+
+    def corr(m: tf.Tensor) -> tf.Tensor:
+        m = m - tf.reduce_mean(m, axis=0, keepdims=True)
+        cov = tf.matmul(m, m, transpose_a=True)
+        sd = tf.sqrt(tf.linalg.diag_part(cov) + 1e-8)
+        return cov / (sd[:, None] * sd[None, :])
+
+    return tf.reduce_mean(tf.abs(corr(a) - corr(b)))
+
+
+def predicted_classes(target: keras.Model, x: np.ndarray) -> np.ndarray:
+    """The frozen target's arg-max class for model-space records."""
+    return np.argmax(np.asarray(target(x, training=False)), axis=1).astype(np.int32)
+
+
+class AnomiGAN(keras.Model):
+    """Encoder + D1 (linker) + realism critic + frozen target, with a custom train step."""
+
+    def __init__(
+        self,
+        x_train: np.ndarray,
+        target: keras.Model,
+        config: GANConfig,
+        prior: ClassCopula | None = None,
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.config = config
+        x_train = np.clip(np.asarray(x_train, np.float32), 0.0, 1.0)
+        self.n_features = x_train.shape[1]
+        self.target = target
+        self.target.trainable = False
+        y = predicted_classes(target, x_train)
+        self.x_data = tf.constant(x_train)
+        self.y_data = tf.constant(y)
+        self.p_data = tf.constant(np.asarray(target(x_train, training=False), np.float32))
+        # class-indexed table for sampling same-predicted-class negatives inside the graph
+        classes = np.unique(y)
+        n_cls = int(y.max()) + 1
+        counts = np.array([np.sum(y == c) for c in range(n_cls)], np.int32)
+        table = np.zeros((n_cls, max(counts.max(), 1)), np.int32)
+        for c in classes:
+            idx = np.flatnonzero(y == c)
+            table[c, : len(idx)] = idx
+        self.cls_table = tf.constant(table)
+        self.cls_counts = tf.constant(counts)
+        self.gen = (
+            tf.random.Generator.from_seed(config.seed)
+            if config.seed is not None
+            else tf.random.Generator.from_non_deterministic_state()
+        )
+        # r for training: a bank of synthetic records per class, drawn once from the prior
+        self.prior = prior
+        if prior is not None:
+            rng = np.random.default_rng(config.seed)
+            bank = [prior.sample(np.full(PRIOR_BANK, c), rng) for c in range(n_cls)]
+            self.r_bank: tf.Tensor | None = tf.constant(np.stack(bank))  # (classes, bank, d)
+        else:
+            self.r_bank = None
+        self.encoder = build_encoder(self.n_features)
+        self.linker = build_linker(self.n_features)
+        self.critic = build_critic(self.n_features)
+
+        def adam() -> keras.optimizers.Optimizer:
+            return keras.optimizers.Adam(config.lr, beta_1=config.beta_1)
+
+        self.opt_e, self.opt_l, self.opt_c = adam(), adam(), adam()
+        self.opt_e.build(self.encoder.trainable_variables)
+        self.opt_l.build(self.linker.trainable_variables)
+        self.opt_c.build(self.critic.trainable_variables)
+
+    def draw_r(self, y: tf.Tensor) -> tf.Tensor:
+        """Fresh randomness r for records of predicted classes y: a same-class synthetic record
+        from the bank, or uniform noise with the paper's prior."""
+        if self.r_bank is None:
+            return self.gen.uniform([tf.shape(y)[0], self.n_features])
+        j = self.gen.uniform(tf.shape(y), 0, PRIOR_BANK, dtype=tf.int32)
+        return tf.gather_nd(self.r_bank, tf.stack([y, j], axis=1))
+
+    def _sample(self) -> dict[str, tf.Tensor]:
+        cfg = self.config
+        n = tf.shape(self.x_data)[0]
+        b, k = cfg.batch_size, cfg.n_ref
+        idx = self.gen.uniform([b], 0, n, dtype=tf.int32)
+        y = tf.gather(self.y_data, idx)
+        cnt = tf.gather(self.cls_counts, y)
+        # a same-class negative other than the record itself (offset 1..cnt-1 in its class row)
+        pos = tf.argmax(
+            tf.cast(tf.gather(self.cls_table, y) == idx[:, None], tf.int32),
+            axis=1,
+            output_type=tf.int32,
+        )
+        off = 1 + tf.cast(self.gen.uniform([b]) * tf.cast(tf.maximum(cnt - 1, 1), tf.float32),
+                          tf.int32)  # fmt: skip
+        j = tf.where(cnt > 1, (pos + off) % tf.maximum(cnt, 1), pos)
+        neg = tf.gather_nd(self.cls_table, tf.stack([y, j], axis=1))
+        ref = self.gen.uniform([k], 0, n, dtype=tf.int32)
+        y_ref = tf.gather(self.y_data, ref)
+        return {
+            "x": tf.gather(self.x_data, idx),
+            "p": tf.gather(self.p_data, idx),
+            "y": y,
+            "x_neg": tf.gather(self.x_data, neg),
+            "x_ref": tf.gather(self.x_data, ref),
+            "y_ref": y_ref,
+            "r": self.draw_r(tf.concat([y, y, y], axis=0)),
+            "r_ref": self.draw_r(y_ref),
+        }
+
+    def train_step(self, data: object = None) -> dict[str, tf.Tensor]:
+        """One alternating step: D1 and critic update on the current x^, then the encoder update
+        scored by the updated D1/critic (one encoder forward pass shared by both)."""
+        cfg = self.config
+        b = cfg.batch_size
+        s = self._sample()
+        x, y, x_ref, y_ref = s["x"], s["y"], s["x_ref"], s["y_ref"]
+        # the attack's candidate pool: other records' re-anonymisations, as released (inference
+        # mode, no gradient), so batch norm's training statistics come from this batch's records
+        z_ref = tf.stop_gradient(self.encoder(x_ref, s["r_ref"], training=False))
+        with tf.GradientTape() as tape_e:
+            # one batch-norm batch: x^ = E(x, r), z = E(x, r'') (the adversary's re-anonymisation),
+            # x^_neg = E(x', r) for x' ≠ x of the same predicted class
+            inp = tf.concat([x, x, s["x_neg"]], axis=0)
+            out = self.encoder(inp, s["r"], training=True)
+            xh, z, xh_neg = out[:b], out[b : 2 * b], out[2 * b :]
+            pos_f = linker_features(x, z, xh)
+            neg_f = linker_features(x, z, xh_neg)
+            with tf.GradientTape(persistent=True) as tape_d:
+                l_lnk = _bce(1.0, self.linker(tf.stop_gradient(pos_f))) + _bce(
+                    0.0, self.linker(tf.stop_gradient(neg_f))
+                )
+                l_crit = _bce(1.0, self.critic(x_ref[:b])) + _bce(
+                    0.0, self.critic(tf.stop_gradient(xh))
+                )
+            lv, cv = self.linker.trainable_variables, self.critic.trainable_variables
+            self.opt_l.apply_gradients(zip(tape_d.gradient(l_lnk, lv), lv, strict=True))
+            self.opt_c.apply_gradients(zip(tape_d.gradient(l_crit, cv), cv, strict=True))
+            del tape_d
+
+            if self.r_bank is None:  # the paper: closeness to x, fading with δ
+                anchor, w_close = x, cfg.lambda_e * (1.0 - cfg.delta)
+            else:  # closeness to the δ-blend of the record and its synthetic draw
+                anchor = (1.0 - cfg.delta) * x + cfg.delta * s["r"][:b]
+                w_close = cfg.lambda_e
+            close = tf.reduce_mean(tf.sqrt(tf.reduce_sum(tf.square(anchor - xh), axis=1) + 1e-8))
+            probs = self.target(xh, training=False)
+            l_d2 = d2_term(cfg.d2_loss, s["p"], probs, y)
+            # encoder wants D1 wrong on both: positives called unlinked, negatives linked
+            l_link = _bce(0.0, self.linker(pos_f)) + _bce(1.0, self.linker(neg_f))
+            l_real = _bce(1.0, self.critic(xh))
+            keys_y = tf.concat([y, y_ref], axis=0)
+            nce_o, top1_o = soft_attack_loss(xh, tf.concat([z, z_ref], axis=0), y, keys_y, cfg.tau)
+            nce_x, top1_x = soft_attack_loss(xh, tf.concat([x, x_ref], axis=0), y, keys_y, cfg.tau)
+            privacy = cfg.w_link * l_link + cfg.w_nce * (nce_o + nce_x)
+            l_corr = corr_gap(out, inp)  # every release of the step against its own records
+            l_e = (
+                w_close * close
+                + cfg.w_corr * l_corr
+                + cfg.lambda_d * (cfg.w_d2 * l_d2 + cfg.delta * privacy + cfg.w_real * l_real)
+            )
+        ev = self.encoder.trainable_variables
+        self.opt_e.apply_gradients(zip(tape_e.gradient(l_e, ev), ev, strict=True))
+        agree = tf.reduce_mean(
+            tf.cast(tf.argmax(probs, axis=1, output_type=tf.int32) == y, tf.float32)
+        )
+        return {
+            "loss_encoder": l_e,
+            "loss_linker": l_lnk,
+            "loss_critic": l_crit,
+            "dist": tf.reduce_mean(tf.sqrt(tf.reduce_sum(tf.square(x - xh), axis=1) + 1e-8)),
+            "loss_d2": l_d2,
+            "corr_gap": l_corr,
+            "loss_link_enc": l_link,
+            "loss_real_enc": l_real,
+            "nce_oracle": nce_o,
+            "nce_orig": nce_x,
+            "top1_oracle": top1_o,
+            "top1_orig": top1_x,
+            "agreement": agree,
+            "r_std": tf.reduce_mean(tf.abs(xh - z)),
+        }
+
+    def record_variances(self, passes: int) -> LayerVariances:
+        """Variance of each hidden activation over the training set x fresh r (inference mode)."""
+        enc = self.encoder
+
+        @tf.function
+        def hidden(xb: tf.Tensor, r: tf.Tensor) -> list[tf.Tensor]:
+            return enc.forward(xb, r, training=False)[1]
+
+        acc = VarianceAccumulator(enc.hidden_shapes)
+        for _ in range(passes):
+            for start in range(0, int(self.x_data.shape[0]), 4096):
+                xb = self.x_data[start : start + 4096]
+                r = self.draw_r(self.y_data[start : start + 4096])
+                acc.update([h.numpy() for h in hidden(xb, r)])
+        return acc.result()
+
+
+#: Rows of each pattern segment in the TensorFlow pass are padded to a multiple of this.
+SEGMENT_ROWS = 64
+
+
+@dataclass
+class TrainedEncoder:
+    """A trained anonymiser: encoder weights, recorded layer variances, config, loss history and
+    the prior r is drawn from (None: uniform). `classify` gives the target's predicted class
+    when `anonymize` is called without `classes` (set by training; a loaded encoder has none)."""
+
+    encoder: keras.Model
+    variances: LayerVariances
+    config: GANConfig
+    history: dict[str, list[float]] = field(default_factory=dict)
+    prior: ClassCopula | None = None
+    classify: Callable[[np.ndarray], np.ndarray] | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        # inference runs on the folded weights (frozen once training is over), built on first use
+        self._folded: FoldedEncoder | None = None
+        self._graphs: dict[tuple[int, ...], Callable] = {}  # by possible patterns
+        self._building = threading.RLock()  # the server and `anonymize` call from many threads
+        self._stds = [np.sqrt(np.maximum(v, 0.0)) for v in self.variances.arrays]
+
+    @property
+    def folded(self) -> FoldedEncoder:
+        """The encoder with batch norm folded into its convolutions (`inference`)."""
+        with self._building:
+            if self._folded is None:
+                self._folded = FoldedEncoder.from_keras(self.encoder)
+        return self._folded
+
+    def _build_graph(self, patterns: tuple[int, ...]) -> Callable:
+        """Trace the TensorFlow inference pass once per set of possible `patterns` (each row's
+        noisy layers as bits, bit l: hidden layer l): r, then the folded encoder on one
+        segment of rows per pattern, with that pattern's layer noise (`sizes` rows each)."""
+        d, n_layers = self.encoder.n_features, self.variances.n_layers
+        stds = [tf.constant(s, tf.float32) for s in self._stds]
+        forward = self.folded.tf_forward()
+
+        @tf.function(
+            input_signature=[
+                tf.TensorSpec([None, d], tf.float32),
+                tf.TensorSpec([None, d], tf.float32),
+                tf.TensorSpec([2], tf.int64),
+                tf.TensorSpec([len(patterns)], tf.int32),
+                tf.TensorSpec([], tf.float32),
+            ]
+        )
+        def graph(x, r, seed, sizes, scale):  # noqa: ANN001, ANN202
+            seeds = tf.random.experimental.stateless_split(seed, 1 + len(patterns) * n_layers)
+            xs, rs = tf.split(x, sizes), tf.split(r, sizes)
+
+            def segment(j: int) -> tf.Tensor:
+                noise = layer_noise_fn(patterns[j], seeds[1 + j * n_layers :], stds, scale)
+                # padded to a multiple of SEGMENT_ROWS: oneDNN builds its convolutions per
+                # batch shape (~0.5 ms each), so few distinct shapes keep them cached
+                n = sizes[j]
+                pad = [[0, -n % SEGMENT_ROWS], [0, 0]]
+                return tf.cond(  # oneDNN's fused convolutions fail on an empty batch
+                    n > 0,
+                    lambda: forward(tf.pad(xs[j], pad), tf.pad(rs[j], pad), noise)[:n],
+                    lambda: tf.zeros([0, d], tf.float32),
+                )
+
+            return tf.concat([segment(j) for j in range(len(patterns))], axis=0)
+
+        # a concrete function: calling it skips tf.function's per-call argument binding (~1 ms)
+        return graph.get_concrete_function()
+
+    def anonymize(
+        self,
+        x: np.ndarray,
+        rng_seed: int | None = None,
+        noise_scale: float | None = None,
+        n_noisy_layers: int = 1,
+        fixed_layer: int | None = None,
+        batch_size: int = 16384,
+        classes: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """x (n, d) in [0,1] -> x^ (n, d): fresh r per record and noise with variance
+        noise_scale·var_l (default noise_scale = delta) on `n_noisy_layers` random hidden layers
+        per record (or on `fixed_layer`). Same rng_seed -> same output; None -> OS entropy.
+        `classes`: the target's predicted class per record, needed when r comes from a prior."""
+        n_layers = self.variances.n_layers
+        scale = self.config.delta if noise_scale is None else noise_scale
+        # separate streams: the draw of noisy layers must not shift the randomness r
+        layer_rng, rng = np.random.default_rng(rng_seed).spawn(2)
+        x = np.clip(np.asarray(x, np.float32), 0.0, 1.0)
+        pattern = draw_layer_patterns(layer_rng, len(x), n_layers, n_noisy_layers, fixed_layer)
+        if scale <= 0:
+            pattern[:] = 0
+        r = self.draw_r(x, classes, rng)
+        if len(x) <= SMALL_BATCH:
+            return self._anonymize_small(x, r, pattern, scale, rng)
+        patterns = (0,) if scale <= 0 else possible_patterns(n_layers, n_noisy_layers, fixed_layer)
+        with self._building:
+            if patterns not in self._graphs:
+                self._graphs[patterns] = self._build_graph(patterns)
+        graph = self._graphs[patterns]
+        scale_t = tf.constant(max(scale, 0.0), tf.float32)
+        # rows sorted by pattern: each batch splits into one contiguous segment per pattern
+        segment = np.searchsorted(patterns, pattern)
+        order = np.argsort(segment, kind="stable")
+        xs, rs, segment = x[order], r[order], segment[order]
+        out = np.empty_like(x)
+        for start in range(0, len(x), batch_size):
+            rows = slice(start, start + batch_size)
+            seed = tf.constant(rng.integers(0, 2**62, size=2), tf.int64)
+            sizes = np.bincount(segment[rows], minlength=len(patterns)).astype(np.int32)
+            out[order[rows]] = graph(xs[rows], rs[rows], seed, sizes, scale_t).numpy()
+        return out
+
+    def draw_r(
+        self, x: np.ndarray, classes: np.ndarray | None, rng: np.random.Generator
+    ) -> np.ndarray:
+        """The randomness r per record: a fresh synthetic record of its class, or uniform."""
+        if self.prior is None:
+            return rng.random(x.shape, dtype=np.float32)
+        if classes is None:
+            if self.classify is None:
+                raise ValueError(
+                    "this encoder draws r from a per-class prior: pass the target's predicted "
+                    "classes (AnomiGANAnonymizer does, given the target's predict)"
+                )
+            classes = self.classify(x)
+        classes = np.asarray(classes)
+        if classes.shape != (len(x),):
+            raise ValueError(
+                f"classes must hold one class per record ({len(x)}), got shape {classes.shape}"
+            )
+        return self.prior.sample(classes, rng)
+
+    def _anonymize_small(
+        self,
+        x: np.ndarray,
+        r: np.ndarray,
+        pattern: np.ndarray,
+        scale: float,
+        rng: np.random.Generator,
+    ) -> np.ndarray:
+        """The same draw for a few rows in numpy (a TensorFlow call alone costs ~0.6 ms)."""
+        factor = np.float32(np.sqrt(max(scale, 0.0)))
+
+        def noise(i: int, h: np.ndarray) -> None:
+            rows = np.flatnonzero((pattern >> i) & 1)
+            if rows.size:
+                eps = rng.standard_normal((rows.size, *h.shape[1:]), dtype=np.float32)
+                h[rows] += eps * (self._stds[i] * factor)
+
+        return self.folded.forward(x, r, noise if pattern.any() else None)
+
+    def save(self, directory: str | Path) -> None:
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        self.encoder.save_weights(d / "encoder.weights.h5")
+        meta = {"n_features": self.encoder.n_features, "config": asdict(self.config)}
+        (d / "config.json").write_text(json.dumps(meta, indent=2))
+        self.variances.save_npz(d / "variances.npz")
+        (d / "history.json").write_text(json.dumps(self.history))
+        if self.prior is not None:
+            self.prior.save(d / "prior")
+
+    @classmethod
+    def load(cls, directory: str | Path) -> TrainedEncoder:
+        d = Path(directory)
+        meta = json.loads((d / "config.json").read_text())
+        enc = build_encoder(meta["n_features"])
+        enc.load_weights(d / "encoder.weights.h5")
+        hist_path = d / "history.json"
+        history = json.loads(hist_path.read_text()) if hist_path.exists() else {}
+        prior = ClassCopula.load(d / "prior") if (d / "prior").is_dir() else None
+        return cls(
+            enc,
+            LayerVariances.load(d / "variances.npz"),
+            GANConfig.from_dict(meta["config"]),
+            history,
+            prior,
+        )
+
+
+def train_anomigan(
+    x_train: np.ndarray,
+    target: keras.Model,
+    config: GANConfig,
+    callback: Callable[[int, dict[str, float]], None] | None = None,
+    blocks: list[tuple[int, int, bool]] | None = None,
+) -> TrainedEncoder:
+    """Train for config.steps custom steps, record per-layer variances, return the anonymiser.
+
+    `blocks` (`RecordCodec.model_blocks()`) tells the copula prior which columns are one-hot
+    categories; None: every column continuous."""
+    if config.seed is not None:
+        keras.utils.set_random_seed(config.seed)
+
+    def classify(x: np.ndarray) -> np.ndarray:
+        return predicted_classes(target, x)
+
+    prior = None
+    if config.prior == "copula":
+        x32 = np.clip(np.asarray(x_train, np.float32), 0.0, 1.0)
+        prior = ClassCopula.fit(x32, classify, blocks).quantized()
+    gan = AnomiGAN(x_train, target, config, prior)
+    names: list[str] = []
+
+    def step() -> tf.Tensor:
+        losses = gan.train_step()
+        names[:] = list(losses)
+        return tf.stack([tf.cast(v, tf.float32) for v in losses.values()])
+
+    step_fn = tf.function(step)
+    history: dict[str, list[float]] = {"step": []}
+    t0 = time.perf_counter()
+    acc: tf.Tensor | None = None
+    n_acc = 0
+    for i in tqdm(range(1, config.steps + 1), desc="AnomiGAN", mininterval=2.0):
+        losses = step_fn()
+        if config.log_every > 0:
+            acc = losses if acc is None else acc + losses  # running sum over the window
+            n_acc += 1
+            if i % config.log_every == 0 or i == config.steps:
+                vals = dict(zip(names, (acc.numpy() / n_acc).tolist(), strict=True))
+                history["step"].append(float(i))
+                for k, v in vals.items():
+                    history.setdefault(k, []).append(v)
+                if callback is not None:
+                    callback(i, vals)
+                acc, n_acc = None, 0
+    variances = gan.record_variances(config.variance_passes)
+    history["train_seconds"] = [time.perf_counter() - t0]
+    return TrainedEncoder(gan.encoder, variances, config, history, prior, classify)

@@ -1,0 +1,136 @@
+"""A study's results: one row per trial, the promotion policy over them, the references
+every trial is compared with, and the Pareto front logged as CSVs and a plot."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pandas as pd
+from optuna.trial import TrialState
+
+from anomigan.method.anonymizers import (
+    Anonymizer,
+    ClassCopula,
+    CopulaBlend,
+    Guarded,
+    LaplaceDP,
+)
+from anomigan.mlops import tracking
+from anomigan.mlops.tuning.settings import (
+    AGREEMENT,
+    BAR_REFERENCE_LAMBDA,
+    CORR_MAD,
+    TuneSettings,
+    n_finished,
+)
+from anomigan.privacy.evaluation import evaluate
+from anomigan.privacy.plots import pareto_front_figure
+
+
+def trial_rows(study: optuna.Study, privacy: str) -> list[dict[str, Any]]:
+    """One row per trial: state, objectives, params, MLflow run, Pareto membership."""
+    front = {t.number for t in study.best_trials} if n_finished(study) else set()
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        row: dict[str, Any] = {"trial_number": t.number, "state": t.state.name}
+        values = t.values if t.state == TrialState.COMPLETE else None
+        for i, name in enumerate((AGREEMENT, privacy, CORR_MAD)):
+            row[name] = values[i] if values else float("nan")
+        row["pareto"] = t.number in front
+        row.update({f"param_{k}": v for k, v in t.params.items()})
+        row["mlflow_run_id"] = t.user_attrs.get("mlflow_run_id", "")
+        row["baseline"] = bool(t.user_attrs.get("baseline"))
+        rows.append(row)
+    return rows
+
+
+def choose_champion(
+    rows: list[dict[str, Any]], privacy: str, min_agreement: float, max_corr_mad: float
+) -> tuple[dict[str, Any] | None, str]:
+    """The promotion policy: among Pareto trials meeting both bars, the lowest privacy figure
+    (ties: higher agreement, then lower corr_matrix_mad, then the earlier trial).
+
+    Restricting to the Pareto front loses nothing: a trial meeting the bars is dominated only
+    by trials that meet them too.
+    """
+    front = [r for r in rows if r["pareto"]]
+    if not front:
+        return None, "no trial completed, so the study has no Pareto front"
+    ok = [r for r in front if r[AGREEMENT] >= min_agreement and r[CORR_MAD] <= max_corr_mad]
+    if not ok:
+        return None, (
+            f"no Pareto trial has {AGREEMENT} >= {min_agreement} and {CORR_MAD} <= "
+            f"{max_corr_mad} (best agreement {max(r[AGREEMENT] for r in front):.3f}, lowest "
+            f"{CORR_MAD} {min(r[CORR_MAD] for r in front):.3f} among {len(front)} Pareto trials)"
+        )
+    best = min(ok, key=lambda r: (r[privacy], -r[AGREEMENT], r[CORR_MAD], r["trial_number"]))
+    return best, (
+        f"trial {best['trial_number']} has the lowest {privacy} ({best[privacy]:.3f}) of the "
+        f"{len(ok)} Pareto trials with {AGREEMENT} >= {min_agreement} and {CORR_MAD} <= "
+        f"{max_corr_mad}"
+    )
+
+
+def log_results(
+    rows: list[dict[str, Any]],
+    s: TuneSettings,
+    chosen: int | None,
+    references: list[dict[str, Any]] | None = None,
+) -> None:
+    """The Pareto front as a CSV and a plot, every trial as a CSV, the references measured on
+    the same validation split as a CSV and on the plot (artifacts under pareto/)."""
+    frame = pd.DataFrame(rows)
+    with tempfile.TemporaryDirectory() as tmp:
+        frame.to_csv(Path(tmp) / "trials.csv", index=False)
+        front = frame[frame["pareto"]] if len(frame) else frame
+        front.to_csv(Path(tmp) / "pareto.csv", index=False)
+        if references:
+            pd.DataFrame(references).to_csv(Path(tmp) / "references.csv", index=False)
+        tracking.log_dir(tmp, "pareto")
+    done = [r for r in rows if r["state"] == "COMPLETE"]
+    fig = pareto_front_figure(
+        agreement=[r[AGREEMENT] for r in done],
+        privacy=[r[s.privacy_objective] for r in done],
+        corr_mad=[r[CORR_MAD] for r in done],
+        on_front=[r["pareto"] for r in done],
+        privacy_name=s.privacy_objective,
+        min_agreement=s.min_agreement,
+        chosen=next((i for i, r in enumerate(done) if r["trial_number"] == chosen), None),
+        references={
+            r["reference"]: (r[s.privacy_objective], r[AGREEMENT]) for r in references or []
+        },
+    )
+    tracking.log_figure(fig, "pareto/pareto_front.png")
+
+
+#: the references every study is compared with, measured like a trial: (name, anonymiser kind,
+#: parameter)
+REFERENCES = (
+    ("class_copula", "class_copula", None),
+    ("copula_blend_0.2", "copula_blend", 0.2),
+    ("copula_blend_0.4", "copula_blend", 0.4),
+    (f"laplace_{BAR_REFERENCE_LAMBDA:g}_guard", "laplace_dp", BAR_REFERENCE_LAMBDA),
+)
+
+
+def reference_rows(data, target, codec, s: TuneSettings) -> list[dict[str, Any]]:
+    """The references behind the same prediction guard, evaluated on the validation split with
+    the trials' protocol: what a trial must beat to be worth promoting."""
+    copula = ClassCopula.fit(data.x_train, target.predict, codec.model_blocks())
+    build: dict[str, Callable[[Any], Anonymizer]] = {
+        "class_copula": lambda _: copula,
+        "copula_blend": lambda a: CopulaBlend(copula, a),
+        "laplace_dp": LaplaceDP,
+    }
+    rows = []
+    for name, kind, param in REFERENCES:
+        anonymizer = Guarded(build[kind](param), target.predict, s.max_resample)
+        figures = evaluate(anonymizer, data.on("validation"), target.predict_proba,
+                           s.n_records, seed=s.seed, throughput_rows=0)  # fmt: skip
+        keys = (AGREEMENT, s.privacy_objective, CORR_MAD)
+        rows.append({"reference": name, **{k: figures[k] for k in keys}})
+    return rows

@@ -1,0 +1,129 @@
+"""AnomiGAN encoder and anonymiser behaviour with real Keras (a few hundred training steps)."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from anomigan.method.gan import GANConfig, TrainedEncoder, train_anomigan
+from anomigan.method.inference import SMALL_BATCH
+from anomigan.method.networks import build_critic, build_encoder, build_linker
+from anomigan.privacy import attacks, metrics
+
+N_FEATURES = 12  # the toy data set of tests/method/conftest.py
+
+
+@pytest.fixture(scope="module")
+def trained(data: tuple[np.ndarray, np.ndarray], target: keras.Model) -> TrainedEncoder:
+    logged: list[int] = []
+    cfg = GANConfig(steps=300, seed=0, log_every=100)
+    enc = train_anomigan(data[0], target, cfg, callback=lambda s, losses: logged.append(s))
+    assert logged == [100, 200, 300]
+    return enc
+
+
+def test_untrained_networks_shapes() -> None:
+    enc = build_encoder(N_FEATURES)
+    assert enc.n_hidden_layers == 7
+    x = np.random.default_rng(0).random((5, N_FEATURES)).astype(np.float32)
+    out, hidden = enc.forward(x, np.zeros_like(x))
+    assert out.shape == (5, N_FEATURES) and len(hidden) == 7
+    assert [tuple(h.shape[1:]) for h in hidden] == enc.hidden_shapes
+    assert build_linker(N_FEATURES)(np.zeros((2, 5 * N_FEATURES))).shape == (2, 1)
+    assert build_critic(N_FEATURES)(np.zeros((2, N_FEATURES))).shape == (2, 1)
+
+
+# Up to SMALL_BATCH rows run in numpy, more in TensorFlow: behaviour tests cover both paths.
+PATHS = pytest.mark.parametrize("n", [SMALL_BATCH // 2, 3 * SMALL_BATCH], ids=["numpy", "tf"])
+
+
+@PATHS
+def test_output_shape_range_and_randomness(trained: TrainedEncoder, data, n: int) -> None:
+    x = data[0][:n]
+    a = trained.anonymize(x)
+    b = trained.anonymize(x)
+    assert a.shape == x.shape and a.min() >= 0.0 and a.max() <= 1.0
+    assert np.abs(a - b).mean() > 1e-3  # the same record anonymised twice differs
+    np.testing.assert_array_equal(
+        trained.anonymize(x, rng_seed=7), trained.anonymize(x, rng_seed=7)
+    )
+
+
+def test_trained_encoder_is_not_identity(trained: TrainedEncoder, data) -> None:
+    x = data[0]
+    xa = trained.anonymize(np.tile(x[:60], (5, 1)), rng_seed=3)
+    src = np.tile(np.arange(60), 5)
+    oracle = attacks.reid_rate_oracle(trained.anonymize, xa, x, src, np.random.default_rng(0))
+    assert oracle < 0.5
+    assert metrics.correlation(np.tile(x[:60], (5, 1)), xa) < 0.99
+
+
+def test_variances_recorded_and_noise_zero_mean(trained: TrainedEncoder, data) -> None:
+    v = trained.variances
+    assert v.n_layers == 7
+    assert all(np.all(np.isfinite(a)) and np.all(a > 0) for a in v.arrays)
+    assert len(json.loads(v.to_json())["mean_variance"]) == 7
+    # noise on the last hidden layer is zero-mean: averaged over many draws it matches no noise
+    # up to the curvature of the sigmoid output (small)
+    x = np.repeat(data[0][:5], 4000, axis=0)
+    noisy = trained.anonymize(x, rng_seed=0, noise_scale=1.0, fixed_layer=6).reshape(5, 4000, -1)
+    clean = trained.anonymize(x, rng_seed=0, noise_scale=0.0).reshape(5, 4000, -1)
+    assert np.abs(noisy - clean).mean() > 1e-3
+    assert np.abs(noisy.mean(1) - clean.mean(1)).mean() < 0.2 * np.abs(noisy - clean).mean()
+
+
+@PATHS
+def test_noise_options(trained: TrainedEncoder, data, n: int) -> None:
+    x = data[0][:n]
+    base = trained.anonymize(x, rng_seed=5, noise_scale=0.0)
+    for kw in ({"n_noisy_layers": 3}, {"fixed_layer": 0}, {"n_noisy_layers": 0}):
+        out = trained.anonymize(x, rng_seed=5, noise_scale=1.0, **kw)
+        assert out.shape == x.shape and np.all(np.isfinite(out))
+    np.testing.assert_allclose(trained.anonymize(x, rng_seed=5, n_noisy_layers=0), base)
+
+
+def test_tf_batch_with_empty_pattern_segments(trained: TrainedEncoder, data) -> None:
+    """The TF pass runs one segment per possible pattern (35 with 3 noisy layers of 7); a
+    batch just above the numpy size leaves several empty, which must not break it."""
+    x = data[0][: SMALL_BATCH + 1]
+    for kw in ({"n_noisy_layers": 3}, {"n_noisy_layers": 1}, {"fixed_layer": 2}):
+        out = trained.anonymize(x, rng_seed=1, noise_scale=1.0, **kw)
+        assert out.shape == x.shape and np.all(np.isfinite(out))
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"noise_scale": 0.0},
+        {"noise_scale": 1.0, "fixed_layer": 0},
+        {"noise_scale": 1.0, "fixed_layer": 5},
+        {"noise_scale": 1.0},  # one random layer per record: a segment per layer in TF
+        {"noise_scale": 1.0, "n_noisy_layers": 3},
+    ],
+)
+def test_small_batches_draw_from_the_same_distribution(trained: TrainedEncoder, data, kw) -> None:
+    """Many small calls (numpy) and one large call (TensorFlow) on copies of one record give
+    outputs with the same mean and spread: same r distribution, same layer noise."""
+    x = np.repeat(data[0][:1], SMALL_BATCH, axis=0)
+    small = np.concatenate([trained.anonymize(x, rng_seed=i, **kw) for i in range(40)])
+    large = trained.anonymize(np.repeat(x, 40, axis=0), rng_seed=99, **kw)
+    spread = large.std(axis=0)
+    assert np.abs(small.mean(0) - large.mean(0)).max() < 0.1 * spread.mean() + 0.01
+    np.testing.assert_allclose(small.std(axis=0), spread, rtol=0.15, atol=0.003)
+
+
+def test_save_load_round_trip(trained: TrainedEncoder, data, tmp_path) -> None:
+    trained.save(tmp_path / "enc")
+    loaded = TrainedEncoder.load(tmp_path / "enc")
+    assert loaded.config == trained.config
+    x = data[0][:40]
+    classes = trained.classify(x)  # a loaded encoder holds no target: its caller gives classes
+    np.testing.assert_allclose(
+        loaded.anonymize(x, rng_seed=11, classes=classes),
+        trained.anonymize(x, rng_seed=11),
+        atol=1e-6,
+    )
+    assert loaded.history["step"] == trained.history["step"]
+    with pytest.raises(ValueError, match="predicted classes"):
+        loaded.anonymize(x)

@@ -1,0 +1,38 @@
+"""The encoder's scoring server under concurrent clients: a short run of
+`bench/serving_load.py` against the real `mlflow models serve`. No timing assertions (those are
+the benchmark's figures): every request gets a 200, none a 5xx, and the server still answers.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import mlflow
+import numpy as np
+
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "serving_load.py"
+
+
+def _bench():
+    spec = importlib.util.spec_from_file_location("serving_load", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_concurrent_clients_get_no_5xx_and_the_server_keeps_answering(encoder_server):
+    bench = _bench()
+    model = mlflow.pyfunc.load_model("models:/anomigan-encoder-breast@champion")
+    codec = model.unwrap_python_model().codec
+    z = np.random.default_rng(0).uniform(0, 1, size=(300, codec.n_outputs)).astype("float32")
+    records = codec.decode(z)
+
+    result = bench.load(encoder_server.url, records, clients=4, n_requests=100, max_seconds=120)
+    assert len(result.statuses) == 100  # all sent within the limit
+    assert result.server_errors() == 0, sorted(set(result.statuses))
+    assert result.errors() == 0, sorted(set(result.statuses))
+    assert sorted(set(result.sizes)) != [1]  # single- and multi-record requests both
+    assert bench.still_answers(encoder_server.url, records)
