@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shlex
 import shutil
 import tempfile
 import time
@@ -100,7 +101,8 @@ def train_job(
             tracking.log_dir(tmp, "variances")
         info = log_encoder_model(anonymizer, target, codec, data.x_test)
         command = (
-            f"anomigan train --dataset {prep.spec} --split-seed {prep.split_seed} "
+            f"anomigan train --dataset {shlex.quote(prep.spec)} --split-seed {prep.split_seed} "
+            + (f"--label {shlex.quote(label)} " if label else "")
             + " ".join(
                 f"--{k.replace('_', '-')} {v}"
                 for k, v in asdict(config).items()

@@ -263,13 +263,33 @@ def mixed_server(breast_target, cli_env, tmp_path_factory):
     complete["class"] = ckd.labels[complete.index]
     path = tmp_path_factory.mktemp("mixed") / "ckdmixed.csv"
     complete.to_csv(path, index=False)
-    train_job(str(path), label="class", steps=200)
+    trained = train_job(str(path), label="class", steps=200)
     log = tmp_path_factory.mktemp("serve") / "mixed.log"
     with ScoringServer("models:/anomigan-encoder-ckdmixed@champion", cli_env, log) as server:
+        server.run_id = trained["run_id"]
         server.records = json.loads(
             load_dataset(str(path), label="class").features.iloc[:4].to_json(orient="records")
         )
         yield server
+
+
+def test_the_card_of_a_csv_encoder_reproduces_it_with_its_label(mixed_server):
+    """The card's command names the label column and every GANConfig field as `train` takes
+    them, so the version can be trained again from it."""
+    import shlex
+    from dataclasses import fields
+
+    import mlflow
+
+    from anomigan.cli import build_parser
+    from anomigan.method.gan import GANConfig
+
+    card = mlflow.artifacts.load_text(f"runs:/{mixed_server.run_id}/model_card.md")
+    command = card.split("**Reproduce.** `", 1)[1].split("`", 1)[0]
+    args = build_parser().parse_args(shlex.split(command)[1:])
+    assert args.label == "class" and args.steps == 200
+    given = {f.name: getattr(args, f.name) for f in fields(GANConfig) if f.name != "log_every"}
+    assert GANConfig(**{**given, "seed": None}) == GANConfig(steps=200)
 
 
 def test_mixed_types_come_back_as_ints_floats_and_valid_categories(mixed_server):
