@@ -19,13 +19,8 @@ See `AnomiGAN.train_step` and docs/method.md.
 
 from __future__ import annotations
 
-import json
-import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Any
 
 import keras
 import numpy as np
@@ -33,65 +28,26 @@ import tensorflow as tf
 from tqdm.auto import tqdm
 
 from anomigan.method.anonymizers import ClassCopula
-from anomigan.method.inference import SMALL_BATCH, FoldedEncoder
+from anomigan.method.config import D2_LOSSES, PRIOR_BANK, PRIORS, GANConfig
+from anomigan.method.encoder import SEGMENT_ROWS, TrainedEncoder
 from anomigan.method.networks import build_critic, build_encoder, build_linker, linker_features
-from anomigan.method.noise import (
-    LayerVariances,
-    VarianceAccumulator,
-    draw_layer_patterns,
-    layer_noise_fn,
-    possible_patterns,
-)
+from anomigan.method.noise import LayerVariances, VarianceAccumulator
 
-
-def _field(default: object, help: str) -> Any:
-    """A GANConfig field whose help text the CLI and the MLproject check read."""
-    return field(default=default, metadata={"help": help})
-
-
-@dataclass
-class GANConfig:
-    """Hyper-parameters (every one a `train` option); paper values for lambda_e, lambda_d,
-    batch_size, lr, beta_1. The others were chosen on the validation split: docs/method.md."""
-
-    lambda_e: float = _field(0.5, "closeness weight λe (to the anchor, see prior)")
-    lambda_d: float = _field(0.5, "weight λd of the target, privacy and realism terms")
-    delta: float = _field(0.3, "privacy level δ in [0, 1]: privacy weight, anchor, noise")
-    steps: int = _field(4000, "training steps")
-    batch_size: int = _field(10, "records whose release enters the losses each step")
-    n_ref: int = _field(64, "other records per step: the soft attacks' candidates")
-    lr: float = _field(1e-3, "Adam learning rate")
-    beta_1: float = _field(0.5, "Adam beta_1")
-    seed: int | None = _field(None, "seed for training and inference (None: OS entropy)")
-    w_d2: float = _field(3.0, "multiplier on the target term L_D2 (paper: 1)")
-    w_real: float = _field(0.2, "realism critic weight")
-    w_link: float = _field(1.0, "adversarial linker D1 inside the privacy term")
-    w_nce: float = _field(1.0, "soft nearest-record attacks inside the privacy term")
-    tau: float = _field(0.1, "soft-attack temperature, relative to the mean distance")
-    log_every: int = _field(100, "steps per logged loss point (0: none)")
-    variance_passes: int = _field(4, "passes over the training set to record layer variances")
-    prior: str = _field("copula", "where r comes from: copula (same-class synthetic) or uniform")
-    d2_loss: str = _field("kl", "target term: ce (arg-max class), kl or logit (the score)")
-    w_corr: float = _field(3.0, "weight of the correlation-structure fidelity term")
-
-    def __post_init__(self) -> None:
-        if self.prior not in PRIORS:
-            raise ValueError(f"prior must be one of {', '.join(PRIORS)}, got {self.prior!r}")
-        if self.d2_loss not in D2_LOSSES:
-            raise ValueError(f"d2_loss must be one of {', '.join(D2_LOSSES)}, got {self.d2_loss!r}")
-
-    @classmethod
-    def from_dict(cls, d: dict) -> GANConfig:
-        unknown = sorted(set(d) - set(cls.__dataclass_fields__))
-        if unknown:
-            raise ValueError(f"unknown GANConfig fields: {', '.join(unknown)}")
-        return cls(**d)
-
-
-PRIORS = ("copula", "uniform")
-D2_LOSSES = ("ce", "kl", "logit")
-#: synthetic records per class drawn once for training (inference draws fresh ones)
-PRIOR_BANK = 2048
+# the training module's public names, with the config and the trained encoder it returns
+__all__ = [
+    "D2_LOSSES",
+    "PRIORS",
+    "PRIOR_BANK",
+    "SEGMENT_ROWS",
+    "AnomiGAN",
+    "GANConfig",
+    "TrainedEncoder",
+    "corr_gap",
+    "d2_term",
+    "predicted_classes",
+    "soft_attack_loss",
+    "train_anomigan",
+]
 
 
 def _bce(label: float, p: tf.Tensor) -> tf.Tensor:
@@ -154,8 +110,10 @@ def predicted_classes(target: keras.Model, x: np.ndarray) -> np.ndarray:
     return np.argmax(np.asarray(target(x, training=False)), axis=1).astype(np.int32)
 
 
-class AnomiGAN(keras.Model):
-    """Encoder + D1 (linker) + realism critic + frozen target, with a custom train step."""
+class AnomiGAN:
+    """The training side of AnomiGAN: it owns the encoder, D1 (linker), the realism critic,
+    their optimisers and the frozen target, and `train_step` is one explicit alternating step
+    (as in keras.io's GAN examples); `train_anomigan` runs it and returns a `TrainedEncoder`."""
 
     def __init__(
         self,
@@ -163,9 +121,7 @@ class AnomiGAN(keras.Model):
         target: keras.Model,
         config: GANConfig,
         prior: ClassCopula | None = None,
-        **kwargs,
     ) -> None:
-        super().__init__(**kwargs)
         self.config = config
         x_train = np.clip(np.asarray(x_train, np.float32), 0.0, 1.0)
         self.n_features = x_train.shape[1]
@@ -336,187 +292,6 @@ class AnomiGAN(keras.Model):
                 r = self.draw_r(self.y_data[start : start + 4096])
                 acc.update([h.numpy() for h in hidden(xb, r)])
         return acc.result()
-
-
-#: Rows of each pattern segment in the TensorFlow pass are padded to a multiple of this.
-SEGMENT_ROWS = 64
-
-
-@dataclass
-class TrainedEncoder:
-    """A trained anonymiser: encoder weights, recorded layer variances, config, loss history and
-    the prior r is drawn from (None: uniform). `classify` gives the target's predicted class
-    when `anonymize` is called without `classes` (set by training; a loaded encoder has none)."""
-
-    encoder: keras.Model
-    variances: LayerVariances
-    config: GANConfig
-    history: dict[str, list[float]] = field(default_factory=dict)
-    prior: ClassCopula | None = None
-    classify: Callable[[np.ndarray], np.ndarray] | None = field(default=None, repr=False)
-
-    def __post_init__(self) -> None:
-        # inference runs on the folded weights (frozen once training is over), built on first use
-        self._folded: FoldedEncoder | None = None
-        self._graphs: dict[tuple[int, ...], Callable] = {}  # by possible patterns
-        self._building = threading.RLock()  # the server and `anonymize` call from many threads
-        self._stds = [np.sqrt(np.maximum(v, 0.0)) for v in self.variances.arrays]
-
-    @property
-    def folded(self) -> FoldedEncoder:
-        """The encoder with batch norm folded into its convolutions (`inference`)."""
-        with self._building:
-            if self._folded is None:
-                self._folded = FoldedEncoder.from_keras(self.encoder)
-        return self._folded
-
-    def _build_graph(self, patterns: tuple[int, ...]) -> Callable:
-        """Trace the TensorFlow inference pass once per set of possible `patterns` (each row's
-        noisy layers as bits, bit l: hidden layer l): r, then the folded encoder on one
-        segment of rows per pattern, with that pattern's layer noise (`sizes` rows each)."""
-        d, n_layers = self.encoder.n_features, self.variances.n_layers
-        stds = [tf.constant(s, tf.float32) for s in self._stds]
-        forward = self.folded.tf_forward()
-
-        @tf.function(
-            input_signature=[
-                tf.TensorSpec([None, d], tf.float32),
-                tf.TensorSpec([None, d], tf.float32),
-                tf.TensorSpec([2], tf.int64),
-                tf.TensorSpec([len(patterns)], tf.int32),
-                tf.TensorSpec([], tf.float32),
-            ]
-        )
-        def graph(x, r, seed, sizes, scale):  # noqa: ANN001, ANN202
-            seeds = tf.random.experimental.stateless_split(seed, 1 + len(patterns) * n_layers)
-            xs, rs = tf.split(x, sizes), tf.split(r, sizes)
-
-            def segment(j: int) -> tf.Tensor:
-                noise = layer_noise_fn(patterns[j], seeds[1 + j * n_layers :], stds, scale)
-                # padded to a multiple of SEGMENT_ROWS: oneDNN builds its convolutions per
-                # batch shape (~0.5 ms each), so few distinct shapes keep them cached
-                n = sizes[j]
-                pad = [[0, -n % SEGMENT_ROWS], [0, 0]]
-                return tf.cond(  # oneDNN's fused convolutions fail on an empty batch
-                    n > 0,
-                    lambda: forward(tf.pad(xs[j], pad), tf.pad(rs[j], pad), noise)[:n],
-                    lambda: tf.zeros([0, d], tf.float32),
-                )
-
-            return tf.concat([segment(j) for j in range(len(patterns))], axis=0)
-
-        # a concrete function: calling it skips tf.function's per-call argument binding (~1 ms)
-        return graph.get_concrete_function()
-
-    def anonymize(
-        self,
-        x: np.ndarray,
-        rng_seed: int | None = None,
-        noise_scale: float | None = None,
-        n_noisy_layers: int = 1,
-        fixed_layer: int | None = None,
-        batch_size: int = 16384,
-        classes: np.ndarray | None = None,
-    ) -> np.ndarray:
-        """x (n, d) in [0,1] -> x^ (n, d): fresh r per record and noise with variance
-        noise_scale·var_l (default noise_scale = delta) on `n_noisy_layers` random hidden layers
-        per record (or on `fixed_layer`). Same rng_seed -> same output; None -> OS entropy.
-        `classes`: the target's predicted class per record, needed when r comes from a prior."""
-        n_layers = self.variances.n_layers
-        scale = self.config.delta if noise_scale is None else noise_scale
-        # separate streams: the draw of noisy layers must not shift the randomness r
-        layer_rng, rng = np.random.default_rng(rng_seed).spawn(2)
-        x = np.clip(np.asarray(x, np.float32), 0.0, 1.0)
-        pattern = draw_layer_patterns(layer_rng, len(x), n_layers, n_noisy_layers, fixed_layer)
-        if scale <= 0:
-            pattern[:] = 0
-        r = self.draw_r(x, classes, rng)
-        if len(x) <= SMALL_BATCH:
-            return self._anonymize_small(x, r, pattern, scale, rng)
-        patterns = (0,) if scale <= 0 else possible_patterns(n_layers, n_noisy_layers, fixed_layer)
-        with self._building:
-            if patterns not in self._graphs:
-                self._graphs[patterns] = self._build_graph(patterns)
-        graph = self._graphs[patterns]
-        scale_t = tf.constant(max(scale, 0.0), tf.float32)
-        # rows sorted by pattern: each batch splits into one contiguous segment per pattern
-        segment = np.searchsorted(patterns, pattern)
-        order = np.argsort(segment, kind="stable")
-        xs, rs, segment = x[order], r[order], segment[order]
-        out = np.empty_like(x)
-        for start in range(0, len(x), batch_size):
-            rows = slice(start, start + batch_size)
-            seed = tf.constant(rng.integers(0, 2**62, size=2), tf.int64)
-            sizes = np.bincount(segment[rows], minlength=len(patterns)).astype(np.int32)
-            out[order[rows]] = graph(xs[rows], rs[rows], seed, sizes, scale_t).numpy()
-        return out
-
-    def draw_r(
-        self, x: np.ndarray, classes: np.ndarray | None, rng: np.random.Generator
-    ) -> np.ndarray:
-        """The randomness r per record: a fresh synthetic record of its class, or uniform."""
-        if self.prior is None:
-            return rng.random(x.shape, dtype=np.float32)
-        if classes is None:
-            if self.classify is None:
-                raise ValueError(
-                    "this encoder draws r from a per-class prior: pass the target's predicted "
-                    "classes (AnomiGANAnonymizer does, given the target's predict)"
-                )
-            classes = self.classify(x)
-        classes = np.asarray(classes)
-        if classes.shape != (len(x),):
-            raise ValueError(
-                f"classes must hold one class per record ({len(x)}), got shape {classes.shape}"
-            )
-        return self.prior.sample(classes, rng)
-
-    def _anonymize_small(
-        self,
-        x: np.ndarray,
-        r: np.ndarray,
-        pattern: np.ndarray,
-        scale: float,
-        rng: np.random.Generator,
-    ) -> np.ndarray:
-        """The same draw for a few rows in numpy (a TensorFlow call alone costs ~0.6 ms)."""
-        factor = np.float32(np.sqrt(max(scale, 0.0)))
-
-        def noise(i: int, h: np.ndarray) -> None:
-            rows = np.flatnonzero((pattern >> i) & 1)
-            if rows.size:
-                eps = rng.standard_normal((rows.size, *h.shape[1:]), dtype=np.float32)
-                h[rows] += eps * (self._stds[i] * factor)
-
-        return self.folded.forward(x, r, noise if pattern.any() else None)
-
-    def save(self, directory: str | Path) -> None:
-        d = Path(directory)
-        d.mkdir(parents=True, exist_ok=True)
-        self.encoder.save_weights(d / "encoder.weights.h5")
-        meta = {"n_features": self.encoder.n_features, "config": asdict(self.config)}
-        (d / "config.json").write_text(json.dumps(meta, indent=2))
-        self.variances.save_npz(d / "variances.npz")
-        (d / "history.json").write_text(json.dumps(self.history))
-        if self.prior is not None:
-            self.prior.save(d / "prior")
-
-    @classmethod
-    def load(cls, directory: str | Path) -> TrainedEncoder:
-        d = Path(directory)
-        meta = json.loads((d / "config.json").read_text())
-        enc = build_encoder(meta["n_features"])
-        enc.load_weights(d / "encoder.weights.h5")
-        hist_path = d / "history.json"
-        history = json.loads(hist_path.read_text()) if hist_path.exists() else {}
-        prior = ClassCopula.load(d / "prior") if (d / "prior").is_dir() else None
-        return cls(
-            enc,
-            LayerVariances.load(d / "variances.npz"),
-            GANConfig.from_dict(meta["config"]),
-            history,
-            prior,
-        )
 
 
 def train_anomigan(

@@ -29,9 +29,10 @@ from anomigan.mlops.prepare import prepare, split_tags
 from anomigan.mlops.serving import log_encoder_model
 from anomigan.mlops.targets import load_or_train_target, train_split_target, train_target_job
 from anomigan.mlops.tuning import settings_from, tune
-from anomigan.privacy.evaluation import Split, SweepConfig, evaluate, run_sweeps
+from anomigan.privacy.evaluation import evaluate
 from anomigan.privacy.plots import loss_curves_figure
 from anomigan.privacy.report import write_report
+from anomigan.privacy.sweeps import Split, SweepConfig, run_sweeps
 
 # the jobs the CLI and entry points run, and the two steps every job starts with
 __all__ = [
