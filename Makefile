@@ -30,9 +30,10 @@ run: install
 	@echo "Next: $(BIN)/mlflow ui --backend-store-uri $${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db}"
 	@echo "      then open http://127.0.0.1:5000 (experiment 'anomigan', Models tab)"
 
-## test: install the dev extra; lint, check the layers and the types; run the whole test suite
+## test: install the dev extra; lint, check the format, the layers and the types; run the whole test suite
 test: install-dev
 	$(BIN)/ruff check anomigan entrypoints tests bench
+	$(BIN)/ruff format --check anomigan entrypoints tests bench
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest

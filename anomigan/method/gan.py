@@ -32,6 +32,7 @@ from anomigan.method.config import D2_LOSSES, PRIOR_BANK, PRIORS, GANConfig
 from anomigan.method.encoder import SEGMENT_ROWS, TrainedEncoder
 from anomigan.method.networks import build_critic, build_encoder, build_linker, linker_features
 from anomigan.method.noise import LayerVariances, VarianceAccumulator
+from anomigan.method.optim import FusedAdam
 
 # the training module's public names, with the config and the trained encoder it returns
 __all__ = [
@@ -158,13 +159,10 @@ class AnomiGAN:
         self.linker = build_linker(self.n_features)
         self.critic = build_critic(self.n_features)
 
-        def adam() -> keras.optimizers.Optimizer:
-            return keras.optimizers.Adam(config.lr, beta_1=config.beta_1)
-
-        self.opt_e, self.opt_l, self.opt_c = adam(), adam(), adam()
-        self.opt_e.build(self.encoder.trainable_variables)
-        self.opt_l.build(self.linker.trainable_variables)
-        self.opt_c.build(self.critic.trainable_variables)
+        self.opt_e, self.opt_l, self.opt_c = (
+            FusedAdam(net.trainable_variables, config.lr, beta_1=config.beta_1)
+            for net in (self.encoder, self.linker, self.critic)
+        )
 
     def draw_r(self, y: tf.Tensor) -> tf.Tensor:
         """Fresh randomness r for records of predicted classes y: a same-class synthetic record
@@ -222,16 +220,15 @@ class AnomiGAN:
             xh, z, xh_neg = out[:b], out[b : 2 * b], out[2 * b :]
             pos_f = linker_features(x, z, xh)
             neg_f = linker_features(x, z, xh_neg)
+            # D1 and the critic: one call each on positives and negatives stacked
+            pair_f = tf.concat([pos_f, neg_f], axis=0)
             with tf.GradientTape(persistent=True) as tape_d:
-                l_lnk = _bce(1.0, self.linker(tf.stop_gradient(pos_f))) + _bce(
-                    0.0, self.linker(tf.stop_gradient(neg_f))
-                )
-                l_crit = _bce(1.0, self.critic(x_ref[:b])) + _bce(
-                    0.0, self.critic(tf.stop_gradient(xh))
-                )
-            lv, cv = self.linker.trainable_variables, self.critic.trainable_variables
-            self.opt_l.apply_gradients(zip(tape_d.gradient(l_lnk, lv), lv, strict=True))
-            self.opt_c.apply_gradients(zip(tape_d.gradient(l_crit, cv), cv, strict=True))
+                p_lnk = self.linker(tf.stop_gradient(pair_f))
+                l_lnk = _bce(1.0, p_lnk[:b]) + _bce(0.0, p_lnk[b:])
+                p_crit = self.critic(tf.concat([x_ref[:b], tf.stop_gradient(xh)], axis=0))
+                l_crit = _bce(1.0, p_crit[:b]) + _bce(0.0, p_crit[b:])
+            self.opt_l.apply(tape_d.gradient(l_lnk, self.linker.trainable_variables))
+            self.opt_c.apply(tape_d.gradient(l_crit, self.critic.trainable_variables))
             del tape_d
 
             if self.r_bank is None:  # the paper: closeness to x, fading with δ
@@ -243,7 +240,8 @@ class AnomiGAN:
             probs = self.target(xh, training=False)
             l_d2 = d2_term(cfg.d2_loss, s["p"], probs, y)
             # encoder wants D1 wrong on both: positives called unlinked, negatives linked
-            l_link = _bce(0.0, self.linker(pos_f)) + _bce(1.0, self.linker(neg_f))
+            p_link = self.linker(pair_f)
+            l_link = _bce(0.0, p_link[:b]) + _bce(1.0, p_link[b:])
             l_real = _bce(1.0, self.critic(xh))
             keys_y = tf.concat([y, y_ref], axis=0)
             nce_o, top1_o = soft_attack_loss(xh, tf.concat([z, z_ref], axis=0), y, keys_y, cfg.tau)
@@ -255,8 +253,7 @@ class AnomiGAN:
                 + cfg.w_corr * l_corr
                 + cfg.lambda_d * (cfg.w_d2 * l_d2 + cfg.delta * privacy + cfg.w_real * l_real)
             )
-        ev = self.encoder.trainable_variables
-        self.opt_e.apply_gradients(zip(tape_e.gradient(l_e, ev), ev, strict=True))
+        self.opt_e.apply(tape_e.gradient(l_e, self.encoder.trainable_variables))
         agree = tf.reduce_mean(
             tf.cast(tf.argmax(probs, axis=1, output_type=tf.int32) == y, tf.float32)
         )

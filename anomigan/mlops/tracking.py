@@ -7,7 +7,9 @@ patient row (params are checked to be scalars; input examples are synthetic).
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -146,9 +148,17 @@ def model_exists(uri: str) -> bool:
         return False
 
 
+def _scratch_folder() -> Path:
+    """A fresh temporary folder for downloads, removed when the process exits: callers load what
+    they need from it into memory, so nothing is left behind in the temporary directory."""
+    folder = Path(tempfile.mkdtemp(prefix="anomigan-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
+
+
 def download_model_artifacts(model_uri: str, subdir: str) -> Path:
     """Download a registered pyfunc's artifacts and return the folder holding `subdir`."""
-    dst = Path(tempfile.mkdtemp(prefix="anomigan-"))
+    dst = _scratch_folder()
     local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(dst)))
     found = next((p for p in local.rglob(subdir) if p.is_dir()), None)
     if found is None:
@@ -227,7 +237,7 @@ def registered_model_exists(name: str) -> bool:
 
 def download_run_artifacts(run_id: str, path: str) -> Path:
     """Download the folder `path` of a run's artifacts to a fresh temporary folder."""
-    dst = Path(tempfile.mkdtemp(prefix="anomigan-"))
+    dst = _scratch_folder()
     return Path(
         mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=path, dst_path=str(dst))
     )
