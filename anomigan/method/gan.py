@@ -116,6 +116,24 @@ class AnomiGAN:
     their optimisers and the frozen target, and `train_step` is one explicit alternating step
     (as in keras.io's GAN examples); `train_anomigan` runs it and returns a `TrainedEncoder`."""
 
+    #: what `train_step` returns, in this order
+    LOSS_NAMES = (
+        "loss_encoder",
+        "loss_linker",
+        "loss_critic",
+        "dist",
+        "loss_d2",
+        "corr_gap",
+        "loss_link_enc",
+        "loss_real_enc",
+        "nce_oracle",
+        "nce_orig",
+        "top1_oracle",
+        "top1_orig",
+        "agreement",
+        "r_std",
+    )
+
     def __init__(
         self,
         x_train: np.ndarray,
@@ -291,6 +309,10 @@ class AnomiGAN:
         return acc.result()
 
 
+#: training steps per graph call when no losses are logged
+CHUNK = 100
+
+
 def train_anomigan(
     x_train: np.ndarray,
     target: keras.Model,
@@ -313,31 +335,36 @@ def train_anomigan(
         x32 = np.clip(np.asarray(x_train, np.float32), 0.0, 1.0)
         prior = ClassCopula.fit(x32, classify, blocks).quantized()
     gan = AnomiGAN(x_train, target, config, prior)
-    names: list[str] = []
+    names = AnomiGAN.LOSS_NAMES
 
-    def step() -> tf.Tensor:
-        losses = gan.train_step()
-        names[:] = list(losses)
-        return tf.stack([tf.cast(v, tf.float32) for v in losses.values()])
+    @tf.function
+    def run_steps(n: tf.Tensor) -> tf.Tensor:
+        """n steps in one graph call (a call costs as much as a step's arithmetic); returns the
+        sum of each loss over them."""
+        total = tf.zeros([len(names)])
+        for _ in tf.range(n):
+            losses = gan.train_step()
+            total += tf.stack([tf.cast(losses[k], tf.float32) for k in names])
+        return total
 
-    step_fn = tf.function(step)
+    # one call per logged window (or per CHUNK steps when nothing is logged)
+    window = config.log_every if config.log_every > 0 else CHUNK
     history: dict[str, list[float]] = {"step": []}
     t0 = time.perf_counter()
-    acc: tf.Tensor | None = None
-    n_acc = 0
-    for i in tqdm(range(1, config.steps + 1), desc="AnomiGAN", mininterval=2.0):
-        losses = step_fn()
-        if config.log_every > 0:
-            acc = losses if acc is None else acc + losses  # running sum over the window
-            n_acc += 1
-            if i % config.log_every == 0 or i == config.steps:
-                vals = dict(zip(names, (acc.numpy() / n_acc).tolist(), strict=True))
-                history["step"].append(float(i))
+    done = 0
+    with tqdm(total=config.steps, desc="AnomiGAN", mininterval=2.0) as bar:
+        while done < config.steps:
+            n = min(window - done % window, config.steps - done)
+            sums = run_steps(tf.constant(n, tf.int32)).numpy()
+            done += n
+            bar.update(n)
+            if config.log_every > 0:
+                vals = dict(zip(names, (sums / n).tolist(), strict=True))
+                history["step"].append(float(done))
                 for k, v in vals.items():
                     history.setdefault(k, []).append(v)
                 if callback is not None:
-                    callback(i, vals)
-                acc, n_acc = None, 0
+                    callback(done, vals)
     variances = gan.record_variances(config.variance_passes)
     history["train_seconds"] = [time.perf_counter() - t0]
     return TrainedEncoder(gan.encoder, variances, config, history, prior, classify)

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from anomigan.method.gan import GANConfig, TrainedEncoder, train_anomigan
+from anomigan.method.gan import AnomiGAN, GANConfig, TrainedEncoder, train_anomigan
 from anomigan.method.inference import SMALL_BATCH
 from anomigan.method.networks import build_critic, build_encoder, build_linker
 from anomigan.privacy import attacks, metrics
@@ -127,3 +127,18 @@ def test_save_load_round_trip(trained: TrainedEncoder, data, tmp_path) -> None:
     assert loaded.history["step"] == trained.history["step"]
     with pytest.raises(ValueError, match="predicted classes"):
         loaded.anonymize(x)
+
+
+def test_steps_run_in_windows_like_one_by_one(data, target: keras.Model) -> None:
+    """Training runs a logged window of steps per graph call: the weights and the window's mean
+    losses are those of the same steps run one by one."""
+    one = train_anomigan(data[0], target, GANConfig(steps=40, seed=0, log_every=1))
+    window = train_anomigan(data[0], target, GANConfig(steps=40, seed=0, log_every=20))
+    assert window.history["step"] == [20.0, 40.0]
+    assert set(window.history) == {"step", "train_seconds", *AnomiGAN.LOSS_NAMES}
+    for k in AnomiGAN.LOSS_NAMES:
+        np.testing.assert_allclose(
+            window.history[k][0], np.mean(one.history[k][:20]), rtol=1e-3, atol=1e-5
+        )
+    for a, b in zip(one.encoder.get_weights(), window.encoder.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
