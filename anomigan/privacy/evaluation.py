@@ -11,6 +11,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass, replace
+from typing import TypedDict
 
 import numpy as np
 
@@ -249,3 +250,28 @@ def strong_attacks(
 # every reference behind the same guard, on several splits. MLflow-free: the job passes a
 # callback that logs each setting as a nested run.
 # --------------------------------------------------------------------------------------------
+
+
+class Table1Row(TypedDict):
+    """One row of the paper's Table 1: the layer given noise ("none" for the first row)."""
+
+    layer: str
+    correlation: float
+    accuracy: float
+    auc: float
+    prediction_agreement: float
+    n_records: int
+
+
+class SettingResult(TypedDict):
+    """One setting of the sweeps, what `on_setting` gets: figures are means over the splits."""
+
+    name: str
+    method: str
+    anonymizer: str
+    sweep: str
+    param_name: str
+    param: float
+    params: dict[str, float | int | str]
+    metrics: dict[str, float]
+    per_seed: list[dict[str, float]]
