@@ -11,10 +11,13 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 from scipy import stats
+
+if TYPE_CHECKING:  # encoder imports this module at run time
+    from anomigan.method.encoder import TrainedEncoder
 
 Predict = Callable[[np.ndarray], np.ndarray]
 #: re-draws of the prediction guard, as `train` serves it (0 turns the guard off)
@@ -96,12 +99,12 @@ class ClassPrototype:
     """
 
     prototypes: np.ndarray  # (n_classes, d)
-    predict: object = field(repr=False)  # x -> class index (the target's prediction)
+    predict: Predict = field(repr=False)  # x -> class index (the target's prediction)
     noise: float = 0.01
     name: str = "class_prototype"
 
     @classmethod
-    def fit(cls, x_train: np.ndarray, predict, noise: float = 0.01) -> ClassPrototype:
+    def fit(cls, x_train: np.ndarray, predict: Predict, noise: float = 0.01) -> ClassPrototype:
         pred = predict(x_train)
         n_classes = int(pred.max()) + 1
         protos = np.stack(
@@ -299,7 +302,8 @@ class ClassCopula:
         arrays = {f"chol{k}": m.chol for k, m in enumerate(self.models)}
         for k, m in enumerate(self.models):
             arrays.update({f"marginal{k}_{j}": v for j, v in enumerate(m.marginals)})
-        np.savez(d / "copula.npz", **arrays)
+        # numpy's stub has `allow_pickle: bool` beside `**kwds`: mypy can't rule that key out
+        np.savez(d / "copula.npz", **arrays)  # type: ignore[arg-type]
         meta = {"blocks": self.blocks, "n_features": self.n_features, "shrinkage": self.shrinkage}
         (d / "copula.json").write_text(json.dumps(meta))
 
@@ -352,7 +356,7 @@ class AnomiGANAnonymizer:
     not already reveal: the predicted class is kept by design.
     """
 
-    trained: object  # anomigan.method.gan.TrainedEncoder
+    trained: TrainedEncoder
     predict: Predict | None = field(default=None, repr=False)
     max_resample: int = MAX_RESAMPLE
     noise_scale: float | None = None  # default: the encoder's δ

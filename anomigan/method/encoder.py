@@ -44,7 +44,7 @@ class TrainedEncoder:
     def __post_init__(self) -> None:
         # inference runs on the folded weights (frozen once training is over), built on first use
         self._folded: FoldedEncoder | None = None
-        self._graphs: dict[tuple[int, ...], Callable] = {}  # by possible patterns
+        self._graphs: dict[tuple[int, ...], Callable[..., tf.Tensor]] = {}  # by possible patterns
         self._building = threading.RLock()  # the server and `anonymize` call from many threads
         self._stds = [np.sqrt(np.maximum(v, 0.0)) for v in self.variances.arrays]
 
@@ -56,7 +56,7 @@ class TrainedEncoder:
                 self._folded = FoldedEncoder.from_keras(self.encoder)
         return self._folded
 
-    def _build_graph(self, patterns: tuple[int, ...]) -> Callable:
+    def _build_graph(self, patterns: tuple[int, ...]) -> Callable[..., tf.Tensor]:
         """Trace the TensorFlow inference pass once per set of possible `patterns` (each row's
         noisy layers as bits, bit l: hidden layer l): r, then the folded encoder on one
         segment of rows per pattern, with that pattern's layer noise (`sizes` rows each)."""
@@ -73,7 +73,9 @@ class TrainedEncoder:
                 tf.TensorSpec([], tf.float32),
             ]
         )
-        def graph(x, r, seed, sizes, scale):  # noqa: ANN001, ANN202
+        def graph(
+            x: tf.Tensor, r: tf.Tensor, seed: tf.Tensor, sizes: tf.Tensor, scale: tf.Tensor
+        ) -> tf.Tensor:
             seeds = tf.random.experimental.stateless_split(seed, 1 + len(patterns) * n_layers)
             xs, rs = tf.split(x, sizes), tf.split(r, sizes)
 

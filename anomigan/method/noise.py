@@ -7,7 +7,7 @@ channel) is added to hidden layer l for a random subset of layers chosen indepen
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import combinations
 from pathlib import Path
@@ -53,7 +53,7 @@ class LayerVariances:
 class VarianceAccumulator:
     """Streaming (Welford-style, batched) per-element variance over a pass of batches."""
 
-    def __init__(self, shapes: list[tuple[int, ...]]) -> None:
+    def __init__(self, shapes: Sequence[tuple[int, ...]]) -> None:
         self.n = 0
         self.mean = [np.zeros(s, np.float64) for s in shapes]
         self.m2 = [np.zeros(s, np.float64) for s in shapes]

@@ -29,7 +29,7 @@ from anomigan.mlops.prepare import prepare, split_tags
 from anomigan.mlops.serving import log_encoder_model
 from anomigan.mlops.targets import load_or_train_target, train_split_target, train_target_job
 from anomigan.mlops.tuning import settings_from, tune
-from anomigan.privacy.evaluation import evaluate
+from anomigan.privacy.evaluation import SettingResult, evaluate
 from anomigan.privacy.plots import loss_curves_figure
 from anomigan.privacy.report import write_report
 from anomigan.privacy.sweeps import Split, SweepConfig, run_sweeps
@@ -237,7 +237,7 @@ def evaluate_job(
             }
         )
 
-        def log_setting(setting: dict) -> None:
+        def log_setting(setting: SettingResult) -> None:
             with tracking.run(
                 setting["name"],
                 tags={

@@ -11,12 +11,11 @@ import logging
 import math
 import time
 from dataclasses import dataclass, replace
+from typing import TypedDict
 
 import numpy as np
 
-from anomigan.method.anonymizers import (
-    Anonymizer,
-)
+from anomigan.method.anonymizers import Anonymizer, Predict
 from anomigan.privacy import attacks, metrics
 
 log = logging.getLogger("anomigan.privacy.evaluation")
@@ -60,15 +59,22 @@ class EvalData:
 
     @property
     def x_targets(self) -> np.ndarray:
-        return self.x_test if self.split == "test" else self.x_val
+        if self.split == "test":
+            return self.x_test
+        assert self.x_val is not None  # `__post_init__` fills it
+        return self.x_val
 
     @property
     def y_targets(self) -> np.ndarray:
-        return self.y_test if self.split == "test" else self.y_val
+        if self.split == "test":
+            return self.y_test
+        assert self.y_val is not None  # given with x_val, or filled by `__post_init__`
+        return self.y_val
 
     @property
     def target_index(self) -> np.ndarray:
         """Positions of the target records inside `x_all`."""
+        assert self.x_val is not None  # `__post_init__` fills it
         first = len(self.x_train) + (len(self.x_val) if self.split == "test" else 0)
         return first + np.arange(len(self.x_targets))
 
@@ -100,7 +106,7 @@ class AttackConfig:
 def evaluate(
     anonymizer: Anonymizer,
     data: EvalData,
-    predict_proba,
+    predict_proba: Predict,
     n_records: int = 1000,
     seed: int | None = 0,
     extended: bool = False,
@@ -199,7 +205,7 @@ def evaluate(
 def strong_attacks(
     anonymizer: Anonymizer,
     data: EvalData,
-    predict_proba,
+    predict_proba: Predict,
     x_hat: np.ndarray,
     seed: int | None = 0,
     n_games: int = 10_000,
@@ -244,3 +250,28 @@ def strong_attacks(
 # every reference behind the same guard, on several splits. MLflow-free: the job passes a
 # callback that logs each setting as a nested run.
 # --------------------------------------------------------------------------------------------
+
+
+class Table1Row(TypedDict):
+    """One row of the paper's Table 1: the layer given noise ("none" for the first row)."""
+
+    layer: str
+    correlation: float
+    accuracy: float
+    auc: float
+    prediction_agreement: float
+    n_records: int
+
+
+class SettingResult(TypedDict):
+    """One setting of the sweeps, what `on_setting` gets: figures are means over the splits."""
+
+    name: str
+    method: str
+    anonymizer: str
+    sweep: str
+    param_name: str
+    param: float
+    params: dict[str, float | int | str]
+    metrics: dict[str, float]
+    per_seed: list[dict[str, float]]

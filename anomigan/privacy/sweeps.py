@@ -10,7 +10,8 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -24,10 +25,15 @@ from anomigan.method.anonymizers import (
     Guarded,
     Identity,
     LaplaceDP,
+    Predict,
     is_guarded,
 )
 from anomigan.privacy import attacks, metrics
 from anomigan.privacy.evaluation import AttackConfig, EvalData, evaluate, throughput
+
+if TYPE_CHECKING:  # annotations only (the encoder's module loads TensorFlow, `_settings` trains)
+    from anomigan.method.encoder import TrainedEncoder
+    from anomigan.privacy.evaluation import SettingResult, Table1Row
 
 log = logging.getLogger("anomigan.privacy.sweeps")
 
@@ -64,8 +70,8 @@ class SweepConfig:
     quick: bool = False
 
     @classmethod
-    def quick_mode(cls, **overrides) -> SweepConfig:
-        base = dict(
+    def quick_mode(cls, **overrides: Any) -> SweepConfig:
+        base: dict[str, Any] = dict(  # keyword arguments of `cls`, of every field's type
             deltas=(0.3, 1.0),
             lambda_es=(0.5, 1.0),
             retrain_delta=False,
@@ -110,15 +116,14 @@ def _json_matrix(m: np.ndarray) -> list[list[float | None]]:
     return [[None if not np.isfinite(v) else float(v) for v in row] for row in np.asarray(m)]
 
 
-def table1(
-    trained, data: EvalData, predict_proba, repeats: int, noise_scale: float, seed: int = 0
-) -> list[dict[str, float | int | str]]:
+def table1(trained: TrainedEncoder, data: EvalData, predict_proba: Predict, repeats: int,
+           noise_scale: float, seed: int = 0) -> list[Table1Row]:  # fmt: skip
     """The paper's Table 1: the fixed test data anonymised `repeats` times with the recorded
     variance (x noise_scale) injected into one encoder layer at a time; first row: no noise."""
     x = np.tile(data.x_targets, (repeats, 1))
     y = np.tile(data.y_targets, repeats)
     p_orig = np.tile(predict_proba(data.x_targets), (repeats, 1))
-    rows = []
+    rows: list[Table1Row] = []
     for layer in [None, *range(trained.variances.n_layers)]:
         anon = AnomiGANAnonymizer(
             trained, noise_scale=0.0 if layer is None else noise_scale, fixed_layer=layer
@@ -150,20 +155,22 @@ class _Setting:
     param_name: str
     param: float
     build: Callable[[], Anonymizer]
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, float] = field(default_factory=dict)
     train_s: Callable[[], float | None] = lambda: None
 
 
-def _settings(split: Split, config: SweepConfig, overrides: dict, index: int) -> list[_Setting]:
+def _settings(split: Split, config: SweepConfig, overrides: dict[str, Any],
+              index: int) -> list[_Setting]:  # fmt: skip
     """Every setting of one split, in report order; encoders train once, when first built."""
     from anomigan.method.gan import GANConfig, train_anomigan
 
     data, target = split.data, split.target
     defaults = GANConfig()
     seed = overrides.get("seed", config.seed) + index  # encoder seeds vary with the split
-    cache: dict[tuple[float, float, bool], tuple[Any, float]] = {}  # (λe, δ, defaults)
+    cache: dict[tuple[float, float, bool], tuple[TrainedEncoder, float]] = {}  # λe, δ, defaults
 
-    def trained_at(lambda_e: float, delta: float, defaults: bool = False) -> tuple[Any, float]:
+    def trained_at(lambda_e: float, delta: float,
+                   defaults: bool = False) -> tuple[TrainedEncoder, float]:  # fmt: skip
         key = (lambda_e, delta, defaults)
         if key not in cache:
             kw = {**overrides, "lambda_e": lambda_e, "delta": delta, "seed": seed}
@@ -180,6 +187,9 @@ def _settings(split: Split, config: SweepConfig, overrides: dict, index: int) ->
     def guarded(inner: Anonymizer) -> Anonymizer:
         return Guarded(inner, *guard) if guard[0] is not None else inner
 
+    def dp_guard(scale: float) -> Anonymizer:
+        return guarded(LaplaceDP(scale))
+
     copula: list[ClassCopula] = []
 
     def cop() -> ClassCopula:
@@ -187,10 +197,17 @@ def _settings(split: Split, config: SweepConfig, overrides: dict, index: int) ->
             copula.append(ClassCopula.fit(data.x_train, target.predict, split.blocks))
         return copula[0]
 
+    def blend(a: float) -> Anonymizer:
+        return guarded(CopulaBlend(cop(), a))
+
+    def prototype() -> Anonymizer:
+        return guarded(ClassPrototype.fit(data.x_train, target.predict))
+
     bl, bd = defaults.lambda_e, defaults.delta
     out: list[_Setting] = []
 
-    def anomigan(name, anonymizer, sweep, pname, pval, lam, delta, defaults=False, **kw):
+    def anomigan(name: str, anonymizer: str, sweep: str, pname: str, pval: float, lam: float,
+                 delta: float, defaults: bool = False, **kw: Any) -> None:  # fmt: skip
         out.append(
             _Setting(
                 name,
@@ -205,7 +222,7 @@ def _settings(split: Split, config: SweepConfig, overrides: dict, index: int) ->
             )
         )
 
-    g = {"predict": guard[0], "max_resample": guard[1]}
+    g: dict[str, Any] = {"predict": guard[0], "max_resample": guard[1]}  # the guard's kwargs
     anomigan("anomigan-defaults", "anomigan", "defaults", "delta", bd, bl, bd, True, **g)
     anomigan("anomigan-guard-off", "anomigan_guard_off", "ablation", "delta", bd, bl, bd, True)
     anomigan("anomigan-noise-off", "anomigan_noise_off", "ablation", "delta", bd, bl, bd, True,
@@ -224,20 +241,15 @@ def _settings(split: Split, config: SweepConfig, overrides: dict, index: int) ->
     for scale in config.dp_scales:
         eps = {"epsilon_per_record": LaplaceDP(scale).epsilon_per_record(d)}
         out.append(_Setting(f"dp-lambda-{scale:g}", "laplace_dp", "laplace_dp", "dp", "lambda",
-                            scale, lambda s=scale: LaplaceDP(s), eps))  # fmt: skip
+                            scale, partial(LaplaceDP, scale), eps))  # fmt: skip
         out.append(_Setting(f"dp-guard-lambda-{scale:g}", "laplace_dp", "laplace_dp_guard",
-                            "dp_guard", "lambda", scale,
-                            lambda s=scale: guarded(LaplaceDP(s)), {}))  # fmt: skip
+                            "dp_guard", "lambda", scale, partial(dp_guard, scale), {}))  # fmt: skip
     out.append(_Setting("class_copula", "class_copula", "class_copula", "reference", "none",
                         0.0, lambda: guarded(cop())))  # fmt: skip
     for a in config.blend_as:
         out.append(_Setting(f"copula_blend-{a:g}", "copula_blend", "copula_blend", "blend",
-                            "blend_a", a, lambda a=a: guarded(CopulaBlend(cop(), a))))  # fmt: skip
+                            "blend_a", a, partial(blend, a)))  # fmt: skip
     out.append(_Setting("identity", "identity", "identity", "reference", "none", 0.0, Identity))
-
-    def prototype() -> Anonymizer:
-        return guarded(ClassPrototype.fit(data.x_train, target.predict))
-
     out.append(_Setting("class_prototype", "class_prototype", "class_prototype", "reference",
                         "none", 0.0, prototype))  # fmt: skip
     return out
@@ -272,10 +284,10 @@ def aggregate(per_seed: list[dict[str, float]]) -> dict[str, float]:
 def run_sweeps(
     splits: list[Split],
     config: SweepConfig,
-    gan_overrides: dict | None = None,
+    gan_overrides: dict[str, Any] | None = None,
     attribute: tuple[list[int], int] | None = None,
-    on_setting=None,
-) -> dict:
+    on_setting: Callable[[SettingResult], None] | None = None,
+) -> dict[str, Any]:
     """Every setting of the evaluation on every split; returns a JSON-able dict.
 
     A setting's `metrics` are means over the splits (`per_seed` keeps each split's figures);
@@ -289,7 +301,7 @@ def run_sweeps(
     for index, split in enumerate(splits):
         settings = _settings(split, config, overrides, index)
         plan = plan or settings
-        measured: dict[tuple, dict[str, float]] = {}
+        measured: dict[tuple[str, int, str], dict[str, float]] = {}
         for st in settings:
             anonymizer = st.build()
             # the base encoder sits in both sweeps: measure it once (an encoder is one object)
@@ -314,9 +326,9 @@ def run_sweeps(
             log.info("split %d: evaluated %s", split.split_seed, st.name)
 
     built = {st.name: st.build() for st in plan}  # first split's anonymisers: params, heatmaps
-    settings_out = []
+    settings_out: list[SettingResult] = []
     for st in plan:
-        setting = {
+        setting: SettingResult = {
             "name": st.name,
             "method": st.method,
             "anonymizer": st.anonymizer,
@@ -339,6 +351,8 @@ def run_sweeps(
     first = splits[0]
     data = first.data
     base_anon = built["anomigan-defaults"]
+    assert isinstance(base_anon, AnomiGANAnonymizer)  # `_settings` builds it unguarded
+    assert data.x_val is not None  # `EvalData.__post_init__` fills it
     base_enc, base_seconds = base_anon.trained, per_seed["anomigan-defaults"][0]["train_seconds"]
     start = time.perf_counter()
     base_anon.anonymize(data.x_targets, seed=config.seed)
