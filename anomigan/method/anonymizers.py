@@ -359,7 +359,7 @@ class AnomiGANAnonymizer:
     trained: TrainedEncoder
     predict: Predict | None = field(default=None, repr=False)
     max_resample: int = MAX_RESAMPLE
-    noise_scale: float | None = None  # default: the encoder's δ
+    noise_scale: float | None = None  # default: the encoder's noise_factor·δ
     n_noisy_layers: int = 1
     fixed_layer: int | None = None
     name: str = "anomigan"
@@ -390,7 +390,7 @@ class AnomiGANAnonymizer:
             "lambda_e": cfg.lambda_e,
             "lambda_d": cfg.lambda_d,
             "delta": cfg.delta,
-            "noise_scale": cfg.delta if self.noise_scale is None else self.noise_scale,
+            "noise_scale": cfg.noise_scale if self.noise_scale is None else self.noise_scale,
             "n_noisy_layers": self.n_noisy_layers,
             "fixed_layer": -1 if self.fixed_layer is None else self.fixed_layer,
             "max_resample": self.max_resample if self.predict is not None else 0,

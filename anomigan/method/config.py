@@ -35,6 +35,12 @@ class GANConfig:
     prior: str = _field("copula", "where r comes from: copula (same-class synthetic) or uniform")
     d2_loss: str = _field("kl", "target term: ce (arg-max class), kl or logit (the score)")
     w_corr: float = _field(3.0, "weight of the correlation-structure fidelity term")
+    noise_factor: float = _field(0.25, "inference noise variance, in units of δ·var_l (paper: 1)")
+
+    @property
+    def noise_scale(self) -> float:
+        """The inference noise's variance, in units of each layer's recorded variance."""
+        return self.noise_factor * self.delta
 
     def __post_init__(self) -> None:
         if self.prior not in PRIORS:

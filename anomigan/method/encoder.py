@@ -107,11 +107,12 @@ class TrainedEncoder:
         classes: np.ndarray | None = None,
     ) -> np.ndarray:
         """x (n, d) in [0,1] -> x^ (n, d): fresh r per record and noise with variance
-        noise_scale·var_l (default noise_scale = delta) on `n_noisy_layers` random hidden layers
-        per record (or on `fixed_layer`). Same rng_seed -> same output; None -> OS entropy.
-        `classes`: the target's predicted class per record, needed when r comes from a prior."""
+        noise_scale·var_l (default: the config's noise_factor·delta) on `n_noisy_layers` random
+        hidden layers per record (or on `fixed_layer`). Same rng_seed -> same output; None -> OS
+        entropy. `classes`: the target's predicted class per record, needed when r comes from a
+        prior."""
         n_layers = self.variances.n_layers
-        scale = self.config.delta if noise_scale is None else noise_scale
+        scale = self.config.noise_scale if noise_scale is None else noise_scale
         # separate streams: the draw of noisy layers must not shift the randomness r
         layer_rng, rng = np.random.default_rng(rng_seed).spawn(2)
         x = np.clip(np.asarray(x, np.float32), 0.0, 1.0)
@@ -193,6 +194,8 @@ class TrainedEncoder:
     def load(cls, directory: str | Path) -> TrainedEncoder:
         d = Path(directory)
         meta = json.loads((d / "config.json").read_text())
+        # encoders saved before noise_factor existed were released with the paper's δ·var_l
+        meta["config"].setdefault("noise_factor", 1.0)
         enc = build_encoder(meta["n_features"])
         enc.load_weights(d / "encoder.weights.h5")
         hist_path = d / "history.json"

@@ -38,10 +38,6 @@ if TYPE_CHECKING:  # annotations only (the encoder's module loads TensorFlow, `_
 log = logging.getLogger("anomigan.privacy.sweeps")
 
 
-def _grid(start: float, stop: float, step: float = 0.1) -> tuple[float, ...]:
-    return tuple(round(v, 10) for v in np.round(np.arange(start, stop + step / 2, step), 10))
-
-
 @dataclass
 class SweepConfig:
     """What the `evaluate` job measures; `quick_mode()` runs the same code path in minutes."""
@@ -203,11 +199,14 @@ def _settings(split: Split, config: SweepConfig, overrides: dict[str, Any],
     def prototype() -> Anonymizer:
         return guarded(ClassPrototype.fit(data.x_train, target.predict))
 
-    bl, bd = defaults.lambda_e, defaults.delta
+    bl, bd, nf = defaults.lambda_e, defaults.delta, defaults.noise_factor
     out: list[_Setting] = []
 
     def anomigan(name: str, anonymizer: str, sweep: str, pname: str, pval: float, lam: float,
                  delta: float, defaults: bool = False, **kw: Any) -> None:  # fmt: skip
+        # inference_delta: the noise of that δ (nf·δ·var_l) on this encoder, trained at `delta`
+        idelta = kw.pop("inference_delta", delta)
+        kw.setdefault("noise_scale", nf * idelta)
         out.append(
             _Setting(
                 name,
@@ -217,7 +216,7 @@ def _settings(split: Split, config: SweepConfig, overrides: dict[str, Any],
                 pname,
                 pval,
                 lambda: AnomiGANAnonymizer(trained_at(lam, delta, defaults)[0], **kw),
-                {"inference_delta": kw.get("noise_scale", delta)},
+                {"inference_delta": idelta},
                 lambda: trained_at(lam, delta, defaults)[1],
             )
         )
@@ -233,7 +232,7 @@ def _settings(split: Split, config: SweepConfig, overrides: dict[str, Any],
                      **g)  # fmt: skip
         else:
             anomigan(f"anomigan-delta-{delta:g}", "anomigan", "delta", "delta", delta, bl, bd,
-                     noise_scale=delta, **g)  # fmt: skip
+                     inference_delta=delta, **g)  # fmt: skip
     for lambda_e in config.lambda_es:
         anomigan(f"anomigan-lambda_e-{lambda_e:g}", "anomigan", "lambda_e", "lambda_e", lambda_e,
                  lambda_e, bd, **g)  # fmt: skip

@@ -129,6 +129,24 @@ def test_save_load_round_trip(trained: TrainedEncoder, data, tmp_path) -> None:
         loaded.anonymize(x)
 
 
+def test_default_noise_is_noise_factor_delta(trained: TrainedEncoder, data, tmp_path) -> None:
+    """Inference noise defaults to noise_factor·δ·var_l; an encoder saved before noise_factor
+    existed keeps the paper's δ·var_l it was released with."""
+    x = data[0][:200]
+    cfg = trained.config
+    assert cfg.noise_scale == pytest.approx(cfg.noise_factor * cfg.delta) and cfg.noise_factor < 1
+    np.testing.assert_array_equal(
+        trained.anonymize(x, rng_seed=3),
+        trained.anonymize(x, rng_seed=3, noise_scale=cfg.noise_scale),
+    )
+    trained.save(tmp_path / "old")
+    meta = json.loads((tmp_path / "old" / "config.json").read_text())
+    del meta["config"]["noise_factor"]
+    (tmp_path / "old" / "config.json").write_text(json.dumps(meta))
+    old = TrainedEncoder.load(tmp_path / "old")
+    assert old.config.noise_factor == 1.0 and old.config.noise_scale == cfg.delta
+
+
 def test_steps_run_in_windows_like_one_by_one(data, target: keras.Model) -> None:
     """Training runs a logged window of steps per graph call: the weights and the window's mean
     losses are those of the same steps run one by one."""
