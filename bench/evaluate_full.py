@@ -37,6 +37,9 @@ def main() -> None:
         tmp = tempfile.mkdtemp(prefix="evaluate-bench-")
         os.chdir(tmp)
         os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{Path(tmp) / 'mlflow.db'}"
+    from anomigan.method.runtime import use_step_threads
+
+    use_step_threads()  # as the `evaluate` command does
     from anomigan.mlops import tracking
     from anomigan.mlops.jobs import evaluate_job, load_or_train_target, prepare
 

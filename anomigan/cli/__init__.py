@@ -15,6 +15,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
+#: sub-commands whose time goes to small training steps (see `anomigan.method.runtime`)
+TRAINING_COMMANDS = ("train_target", "train-target", "train", "tune", "evaluate")
 
 from anomigan.cli.options import (  # noqa: E402 - after the environment above
     _bool,
@@ -353,6 +355,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from anomigan.data.codec import SchemaError
     from anomigan.mlops import tracking
 
+    if args.command in TRAINING_COMMANDS:
+        from anomigan.method.runtime import use_step_threads
+
+        use_step_threads()
     tracking.configure(args.tracking_uri)
     func: Callable[[argparse.Namespace], object] = args.func
     try:

@@ -292,6 +292,20 @@ class AnomiGAN:
             "r_std": tf.reduce_mean(tf.abs(xh - z)),
         }
 
+    def train_steps(self) -> Callable[[tf.Tensor], tf.Tensor]:
+        """A graph function that runs n steps in one call (a call costs about as much as a step's
+        arithmetic) and returns each loss summed over them, in `LOSS_NAMES` order."""
+
+        @tf.function
+        def run_steps(n: tf.Tensor) -> tf.Tensor:
+            total = tf.zeros([len(self.LOSS_NAMES)])
+            for _ in tf.range(n):
+                losses = self.train_step()
+                total += tf.stack([tf.cast(losses[k], tf.float32) for k in self.LOSS_NAMES])
+            return total
+
+        return run_steps
+
     def record_variances(self, passes: int) -> LayerVariances:
         """Variance of each hidden activation over the training set x fresh r (inference mode)."""
         enc = self.encoder
@@ -335,18 +349,8 @@ def train_anomigan(
         x32 = np.clip(np.asarray(x_train, np.float32), 0.0, 1.0)
         prior = ClassCopula.fit(x32, classify, blocks).quantized()
     gan = AnomiGAN(x_train, target, config, prior)
+    run_steps = gan.train_steps()
     names = AnomiGAN.LOSS_NAMES
-
-    @tf.function
-    def run_steps(n: tf.Tensor) -> tf.Tensor:
-        """n steps in one graph call (a call costs as much as a step's arithmetic); returns the
-        sum of each loss over them."""
-        total = tf.zeros([len(names)])
-        for _ in tf.range(n):
-            losses = gan.train_step()
-            total += tf.stack([tf.cast(losses[k], tf.float32) for k in names])
-        return total
-
     # one call per logged window (or per CHUNK steps when nothing is logged)
     window = config.log_every if config.log_every > 0 else CHUNK
     history: dict[str, list[float]] = {"step": []}

@@ -10,10 +10,10 @@ import sys
 from dataclasses import dataclass
 
 import optuna
-import tensorflow as tf
 from optuna.trial import TrialState
 
 from anomigan.data.codec import RecordCodec
+from anomigan.method.runtime import use_step_threads
 from anomigan.method.target import TrainedTarget
 from anomigan.mlops import tracking
 from anomigan.mlops.prepare import prepare
@@ -113,8 +113,7 @@ def _worker_main(payload: WorkerPayload, index: int, parent_pid: int) -> None:
     os.environ.pop("MLFLOW_RUN_ID", None)  # never resume the parent run: nest under it
     os.environ["MLFLOW_EXPERIMENT_ID"] = payload.experiment_id
     try:
-        tf.config.threading.set_intra_op_parallelism_threads(payload.threads)
-        tf.config.threading.set_inter_op_parallelism_threads(payload.threads)
+        use_step_threads(payload.threads)
         tracking.configure(payload.tracking_uri)
         ctx = load_context(
             payload.settings,
