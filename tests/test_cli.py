@@ -132,6 +132,7 @@ def test_mlflow_run_train_with_local_env_manager(breast_target, cli_env):
         timeout=900,
     )
     assert result.returncode == 0, result.stderr[-3000:]
+    assert "TensorFlow: one thread per op" in result.stderr  # set before TensorFlow started
     runs = MlflowClient().search_runs(
         [MlflowClient().get_experiment_by_name("mlflow-run-test").experiment_id]
     )

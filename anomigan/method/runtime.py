@@ -27,4 +27,5 @@ def use_step_threads(cores: int | None = None) -> bool:
     except RuntimeError:
         log.info("TensorFlow already started: its thread pools stay as they are")
         return False
+    log.info("TensorFlow: one thread per op, %d ops at once", cores)
     return True
