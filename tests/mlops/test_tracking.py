@@ -1,5 +1,6 @@
 """tracking's downloads live in temporary folders that go away with the process."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,8 +20,9 @@ print(folder)
 
 def test_downloaded_artifacts_are_removed_at_exit(tmp_path: Path) -> None:
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}  # a fresh store
     done = subprocess.run(
-        [sys.executable, "-c", SCRIPT, store], cwd=tmp_path, capture_output=True, text=True
+        [sys.executable, "-c", SCRIPT, store], cwd=tmp_path, capture_output=True, text=True, env=env
     )
     assert done.returncode == 0, done.stderr[-2000:]
     folder = Path(done.stdout.strip().splitlines()[-1])
