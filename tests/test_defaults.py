@@ -74,5 +74,7 @@ def test_gan_config_rejects_unknown_fields_and_values():
         GANConfig.from_dict({"delta": 0.3, "bogus": 1})
     with pytest.raises(ValueError, match="prior must be one of"):
         GANConfig(prior="gaussian")
+    with pytest.raises(ValueError, match="corr_target must be one of"):
+        GANConfig(corr_target="x")
     with pytest.raises(SystemExit):
         build_parser().parse_args(["train", "--d2-loss", "mse"])

@@ -56,10 +56,10 @@ def _gan_args(p: argparse.ArgumentParser) -> None:
     of a default: an option left out keeps the dataclass's)."""
     from dataclasses import fields
 
-    from anomigan.method.gan import D2_LOSSES, PRIORS, GANConfig
+    from anomigan.method.gan import CORR_TARGETS, D2_LOSSES, PRIORS, GANConfig
 
     d = GANConfig()
-    choices = {"prior": PRIORS, "d2_loss": D2_LOSSES}
+    choices = {"prior": PRIORS, "d2_loss": D2_LOSSES, "corr_target": CORR_TARGETS}
     for f in fields(GANConfig):
         default = getattr(d, f.name)
         kind = _int if f.name == "seed" or isinstance(default, int) else type(default)

@@ -36,6 +36,9 @@ class GANConfig:
     d2_loss: str = _field("kl", "target term: ce (arg-max class), kl or logit (the score)")
     w_corr: float = _field(3.0, "weight of the correlation-structure fidelity term")
     noise_factor: float = _field(0.25, "inference noise variance, in units of δ·var_l (paper: 1)")
+    corr_target: str = _field(
+        "records", "correlations the releases match: records, prior (the draws r) or their δ-blend"
+    )
 
     @property
     def noise_scale(self) -> float:
@@ -47,6 +50,10 @@ class GANConfig:
             raise ValueError(f"prior must be one of {', '.join(PRIORS)}, got {self.prior!r}")
         if self.d2_loss not in D2_LOSSES:
             raise ValueError(f"d2_loss must be one of {', '.join(D2_LOSSES)}, got {self.d2_loss!r}")
+        if self.corr_target not in CORR_TARGETS:
+            raise ValueError(
+                f"corr_target must be one of {', '.join(CORR_TARGETS)}, got {self.corr_target!r}"
+            )
 
     @classmethod
     def from_dict(cls, d: dict) -> GANConfig:
@@ -58,5 +65,6 @@ class GANConfig:
 
 PRIORS = ("copula", "uniform")
 D2_LOSSES = ("ce", "kl", "logit")
+CORR_TARGETS = ("records", "prior", "blend")
 #: synthetic records per class drawn once for training (inference draws fresh ones)
 PRIOR_BANK = 2048

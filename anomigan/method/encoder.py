@@ -196,6 +196,7 @@ class TrainedEncoder:
         meta = json.loads((d / "config.json").read_text())
         # encoders saved before noise_factor existed were released with the paper's δ·var_l
         meta["config"].setdefault("noise_factor", 1.0)
+        meta["config"].setdefault("corr_target", "records")  # what they were trained with
         enc = build_encoder(meta["n_features"])
         enc.load_weights(d / "encoder.weights.h5")
         hist_path = d / "history.json"

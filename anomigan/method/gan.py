@@ -3,7 +3,7 @@ frozen target classifier D2; plus the trained anonymiser with the paper's per-la
 
 Encoder objective per step (B records x with predicted classes y = argmax D2(x)):
 
-    L_E = λe·mean_i ||a_i - x^_i||_2
+    L_E = λe·mean_i ||a_i - x^_i||_2 + w_corr·mean|corr(releases) - C|
           + λd·( w_d2·L_D2(x, x^) + δ·(w_link·L_link + w_nce·(L_nce_oracle + L_nce_orig))
                  + w_real·L_real )
 
@@ -14,7 +14,9 @@ the original, and in between L_D2 moves the release along what the target reads.
 `prior="uniform"` (the paper) r ~ U[0,1]^d and a = x with weight (1-δ). L_D2 is chosen by
 `d2_loss`: the paper's cross-entropy on the arg-max class, a KL divergence between the target's
 outputs, or a squared error on its centred log-probabilities (the score, not only the class).
-See `AnomiGAN.train_step` and docs/method.md.
+C is chosen by `corr_target`: the step's records' correlations (default), the draws r's, or
+their δ-blend, so that at δ = 1 no part of the target depends on x. See `AnomiGAN.train_step`
+and docs/method.md.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import tensorflow as tf
 from tqdm.auto import tqdm
 
 from anomigan.method.anonymizers import ClassCopula
-from anomigan.method.config import D2_LOSSES, PRIOR_BANK, PRIORS, GANConfig
+from anomigan.method.config import CORR_TARGETS, D2_LOSSES, PRIOR_BANK, PRIORS, GANConfig
 from anomigan.method.encoder import SEGMENT_ROWS, TrainedEncoder
 from anomigan.method.networks import build_critic, build_encoder, build_linker, linker_features
 from anomigan.method.noise import LayerVariances, VarianceAccumulator
@@ -36,6 +38,7 @@ from anomigan.method.optim import FusedAdam
 
 # the training module's public names, with the config and the trained encoder it returns
 __all__ = [
+    "CORR_TARGETS",
     "D2_LOSSES",
     "PRIORS",
     "PRIOR_BANK",
@@ -93,17 +96,18 @@ def d2_term(kind: str, p_orig: tf.Tensor, p_anon: tf.Tensor, y: tf.Tensor) -> tf
     return tf.reduce_mean(tf.square(_log_probs(p_anon) - _log_probs(p_orig)))
 
 
-def corr_gap(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
-    """Mean absolute difference of the column correlation matrices of two equal-size batches
-    (a constant column correlates 0 with everything, as in `metrics.corr_matrix_mad`)."""
+def corr_matrix(m: tf.Tensor) -> tf.Tensor:
+    """Column correlation matrix of a batch (a constant column correlates 0 with everything,
+    as in `metrics.corr_matrix_mad`)."""
+    m = m - tf.reduce_mean(m, axis=0, keepdims=True)
+    cov = tf.matmul(m, m, transpose_a=True)
+    sd = tf.sqrt(tf.linalg.diag_part(cov) + 1e-8)
+    return cov / (sd[:, None] * sd[None, :])
 
-    def corr(m: tf.Tensor) -> tf.Tensor:
-        m = m - tf.reduce_mean(m, axis=0, keepdims=True)
-        cov = tf.matmul(m, m, transpose_a=True)
-        sd = tf.sqrt(tf.linalg.diag_part(cov) + 1e-8)
-        return cov / (sd[:, None] * sd[None, :])
 
-    return tf.reduce_mean(tf.abs(corr(a) - corr(b)))
+def corr_gap(a: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
+    """Mean absolute difference between a batch's correlation matrix and a target matrix."""
+    return tf.reduce_mean(tf.abs(corr_matrix(a) - target))
 
 
 def predicted_classes(target: keras.Model, x: np.ndarray) -> np.ndarray:
@@ -220,6 +224,16 @@ class AnomiGAN:
             "r_ref": self.draw_r(y_ref),
         }
 
+    def _corr_target(self, inp: tf.Tensor, r: tf.Tensor) -> tf.Tensor:
+        """What the step's releases' correlations are matched to: their own records' (which
+        pulls releases to x), the draws r's (no x in it), or their δ-blend."""
+        cfg = self.config
+        if cfg.corr_target == "records" or self.r_bank is None:
+            return corr_matrix(inp)
+        if cfg.corr_target == "prior":
+            return corr_matrix(r)
+        return (1.0 - cfg.delta) * corr_matrix(inp) + cfg.delta * corr_matrix(r)
+
     def train_step(self, data: object = None) -> dict[str, tf.Tensor]:
         """One alternating step: D1 and critic update on the current x^, then the encoder update
         scored by the updated D1/critic (one encoder forward pass shared by both)."""
@@ -265,7 +279,7 @@ class AnomiGAN:
             nce_o, top1_o = soft_attack_loss(xh, tf.concat([z, z_ref], axis=0), y, keys_y, cfg.tau)
             nce_x, top1_x = soft_attack_loss(xh, tf.concat([x, x_ref], axis=0), y, keys_y, cfg.tau)
             privacy = cfg.w_link * l_link + cfg.w_nce * (nce_o + nce_x)
-            l_corr = corr_gap(out, inp)  # every release of the step against its own records
+            l_corr = corr_gap(out, self._corr_target(inp, s["r"]))
             l_e = (
                 w_close * close
                 + cfg.w_corr * l_corr

@@ -6,7 +6,13 @@ import keras
 import numpy as np
 import pytest
 
-from anomigan.method.gan import AnomiGAN, GANConfig, TrainedEncoder, train_anomigan
+from anomigan.method.gan import (
+    CORR_TARGETS,
+    AnomiGAN,
+    GANConfig,
+    TrainedEncoder,
+    train_anomigan,
+)
 from anomigan.method.inference import SMALL_BATCH
 from anomigan.method.networks import build_critic, build_encoder, build_linker
 from anomigan.privacy import attacks, metrics
@@ -141,10 +147,32 @@ def test_default_noise_is_noise_factor_delta(trained: TrainedEncoder, data, tmp_
     )
     trained.save(tmp_path / "old")
     meta = json.loads((tmp_path / "old" / "config.json").read_text())
-    del meta["config"]["noise_factor"]
+    del meta["config"]["noise_factor"], meta["config"]["corr_target"]
     (tmp_path / "old" / "config.json").write_text(json.dumps(meta))
     old = TrainedEncoder.load(tmp_path / "old")
     assert old.config.noise_factor == 1.0 and old.config.noise_scale == cfg.delta
+    assert old.config.corr_target == "records"  # what encoders saved before it trained with
+
+
+@pytest.mark.parametrize("delta", [0.0, 0.4, 1.0])
+def test_corr_target_blends_records_and_draws_by_delta(data, target: keras.Model, delta) -> None:
+    """The correlation term's target: the records' correlations, the draws r's (no x in them),
+    or their δ-blend, which is the records' at δ 0 and the draws' at δ 1."""
+    rng = np.random.default_rng(0)
+    inp = rng.random((30, N_FEATURES)).astype(np.float32)
+    r = rng.random((30, N_FEATURES)).astype(np.float32)
+    c_inp, c_r = np.corrcoef(inp, rowvar=False), np.corrcoef(r, rowvar=False)
+    assert np.abs(c_inp - c_r).mean() > 0.1  # the two targets differ
+    got = {}
+    for t in CORR_TARGETS:
+        gan = AnomiGAN(data[0], target, GANConfig(delta=delta, corr_target=t, seed=0), prior=None)
+        gan.r_bank = np.zeros(1)  # any bank: the uniform prior always matches the records
+        got[t] = np.asarray(gan._corr_target(inp, r))
+    np.testing.assert_allclose(got["records"], c_inp, atol=1e-4)
+    np.testing.assert_allclose(got["prior"], c_r, atol=1e-4)
+    np.testing.assert_allclose(got["blend"], (1 - delta) * c_inp + delta * c_r, atol=1e-4)
+    gan = AnomiGAN(data[0], target, GANConfig(delta=delta, corr_target="prior", seed=0))
+    np.testing.assert_allclose(np.asarray(gan._corr_target(inp, r)), c_inp, atol=1e-4)
 
 
 def test_steps_run_in_windows_like_one_by_one(data, target: keras.Model) -> None:
