@@ -17,6 +17,8 @@ import argparse
 import json
 import os
 import time
+from collections.abc import Callable, Iterator
+from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -30,13 +32,35 @@ KEYS = (
 )
 
 
+def validation_splits(dataset: str, seeds: str) -> Iterator[tuple[int, Any, Any, Callable]]:
+    """(seed, validation EvalData, target, figures) per split seed; `figures(anonymizer)` runs
+    the `train` evaluation on the validation split and keeps KEYS."""
+    from anomigan.method.target import TargetConfig
+    from anomigan.mlops.prepare import prepare
+    from anomigan.mlops.targets import train_split_target
+    from anomigan.privacy.evaluation import evaluate
+
+    for seed in (int(s) for s in seeds.split(",")):
+        prep = prepare(dataset, None, seed)
+        target = train_split_target(prep, TargetConfig())
+        data = prep.eval_data(target, prep.codec).on("validation")
+
+        def figures(anonymizer, seed=seed, data=data, target=target) -> dict[str, float]:
+            m = evaluate(anonymizer, data, target.predict_proba, 1000, seed=seed,
+                         throughput_rows=0)  # fmt: skip
+            return {k: round(m[k], 4) for k in KEYS}
+
+        yield seed, data, target, figures
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dataset", default="breast")
     ap.add_argument("--seeds", default="0,1")
     ap.add_argument("--steps", type=int, default=2000)
     ap.add_argument("--variant", action="append", default=[], help="GANConfig changes (JSON)")
-    ap.add_argument("--references", action="store_true", help="copula and blends 0.2/0.4/0.6")
+    ap.add_argument("--references", action="store_true",
+                    help="copula, blends 0.2/0.4/0.6, score copula 2/4/16")  # fmt: skip
     ap.add_argument("--noise-factors", default="", help="comma-separated c: noise c·δ·var_l")
     a = ap.parse_args()
 
@@ -46,28 +70,21 @@ def main() -> None:
         ClassCopula,
         CopulaBlend,
         Guarded,
+        ScoreCopula,
     )
     from anomigan.method.gan import GANConfig, train_anomigan
-    from anomigan.method.target import TargetConfig
-    from anomigan.mlops.prepare import prepare
-    from anomigan.mlops.targets import train_split_target
-    from anomigan.privacy.evaluation import evaluate
 
-    for seed in (int(s) for s in a.seeds.split(",")):
-        prep = prepare(a.dataset, None, seed)
-        target = train_split_target(prep, TargetConfig())
-        data = prep.eval_data(target, prep.codec).on("validation")
-
-        def figures(anonymizer, seed=seed, data=data, target=target) -> dict[str, float]:
-            m = evaluate(anonymizer, data, target.predict_proba, 1000, seed=seed,
-                         throughput_rows=0)  # fmt: skip
-            return {k: round(m[k], 4) for k in KEYS}
-
+    for seed, data, target, figures in validation_splits(a.dataset, a.seeds):
         if a.references:
             cop = ClassCopula.fit(data.x_train, target.predict, data.blocks)
-            refs = {"class_copula": cop} | {
-                f"copula_blend {b:g}": CopulaBlend(cop, b) for b in (0.2, 0.4, 0.6)
-            }
+            refs = (
+                {"class_copula": cop}
+                | {f"copula_blend {b:g}": CopulaBlend(cop, b) for b in (0.2, 0.4, 0.6)}
+                | {
+                    f"score_copula {m}": ScoreCopula(cop, target.predict_proba, m)
+                    for m in (2, 4, 16)
+                }
+            )
             for name, ref in refs.items():
                 row = {"seed": seed, "anonymizer": name, **figures(Guarded(ref, target.predict))}
                 print(json.dumps(row), flush=True)

@@ -22,6 +22,9 @@ if TYPE_CHECKING:  # encoder imports this module at run time
 Predict = Callable[[np.ndarray], np.ndarray]
 #: re-draws of the prediction guard, as `train` serves it (0 turns the guard off)
 MAX_RESAMPLE = 10
+#: the score copula's draws where one point stands for its family (tune, model card), chosen on
+#: the validation split (docs/method.md)
+SCORE_DRAWS = 4
 #: quantiles per variable a saved copula keeps (aggregates: no record's values in row order)
 N_QUANTILES = 64
 
@@ -342,6 +345,49 @@ class CopulaBlend:
 
     def params(self) -> dict[str, float | int | str]:
         return {"blend_a": self.blend_a, "shrinkage": self.copula.shrinkage}
+
+
+def centred_log_proba(p: np.ndarray) -> np.ndarray:
+    """log p minus its mean over classes: the target's score, unbounded in both tails (for two
+    classes each column is ± half the logit)."""
+    logp = np.log(np.clip(np.asarray(p, np.float64), 1e-7, 1.0))
+    return logp - logp.mean(axis=1, keepdims=True)
+
+
+@dataclass
+class ScoreCopula:
+    """Of `n_draws` fresh same-class copula samples, the one the target scores nearest the
+    original (in centred log-probabilities): the afternoon's answer to per-record utility, in
+    which the record enters only through the target's output. `n_draws` 1 is the class copula;
+    more draws keep more of the score at a linkage cost (an adversary can match scores)."""
+
+    copula: ClassCopula
+    predict_proba: Predict
+    n_draws: int
+    name: str = "score_copula"
+
+    def __post_init__(self) -> None:
+        if self.n_draws < 1:
+            raise ValueError(f"n_draws must be >= 1, got {self.n_draws}")
+
+    def sample_matched(
+        self, x: np.ndarray, classes: np.ndarray, rng: np.random.Generator
+    ) -> np.ndarray:
+        """For each record of x, the nearest-score of `n_draws` samples of its class."""
+        n, m = len(x), self.n_draws
+        draws = self.copula.sample(np.tile(classes, m), rng)
+        scores = centred_log_proba(self.predict_proba(draws)).reshape(m, n, -1)
+        gap = np.abs(scores - centred_log_proba(self.predict_proba(x))[None]).sum(axis=2)
+        return draws.reshape(m, n, -1)[gap.argmin(axis=0), np.arange(n)]
+
+    def anonymize(self, x: np.ndarray, seed: int | None = None) -> np.ndarray:
+        x = np.asarray(x, np.float32)
+        if len(x) == 0:
+            return x.copy()
+        return self.sample_matched(x, self.copula.predict(x), np.random.default_rng(seed))
+
+    def params(self) -> dict[str, float | int | str]:
+        return {"n_draws": self.n_draws, "shrinkage": self.copula.shrinkage}
 
 
 @dataclass

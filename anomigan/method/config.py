@@ -37,7 +37,7 @@ class GANConfig:
     w_corr: float = _field(3.0, "weight of the correlation-structure fidelity term")
     noise_factor: float = _field(0.25, "inference noise variance, in units of δ·var_l (paper: 1)")
     corr_target: str = _field(
-        "records", "correlations the releases match: records, prior (the draws r) or their δ-blend"
+        "blend", "correlations the releases match: records, prior (the draws r) or their δ-blend"
     )
 
     @property

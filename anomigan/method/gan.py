@@ -14,9 +14,9 @@ the original, and in between L_D2 moves the release along what the target reads.
 `prior="uniform"` (the paper) r ~ U[0,1]^d and a = x with weight (1-δ). L_D2 is chosen by
 `d2_loss`: the paper's cross-entropy on the arg-max class, a KL divergence between the target's
 outputs, or a squared error on its centred log-probabilities (the score, not only the class).
-C is chosen by `corr_target`: the step's records' correlations (default), the draws r's, or
-their δ-blend, so that at δ = 1 no part of the target depends on x. See `AnomiGAN.train_step`
-and docs/method.md.
+C is chosen by `corr_target`: the step's records' correlations, the draws r's, or their
+δ-blend (the default), so that at δ = 1 no part of the target depends on x. See
+`AnomiGAN.train_step` and docs/method.md.
 """
 
 from __future__ import annotations

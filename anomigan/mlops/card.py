@@ -12,7 +12,14 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from anomigan.method.anonymizers import AnomiGANAnonymizer, ClassCopula, Guarded, LaplaceDP
+from anomigan.method.anonymizers import (
+    SCORE_DRAWS,
+    AnomiGANAnonymizer,
+    ClassCopula,
+    Guarded,
+    LaplaceDP,
+    ScoreCopula,
+)
 from anomigan.method.target import TrainedTarget
 from anomigan.mlops import tracking
 from anomigan.mlops.prepare import Prepared, split_tags
@@ -118,12 +125,15 @@ def model_card(
     n_records: int,
     command: str,
 ) -> str:
-    """The encoder's model card: its test figures next to the class copula's and the Laplace
-    mechanism's (λ 0.1) behind the same guard, on the same targets and seed."""
+    """The encoder's model card: its test figures next to the class copula's, the score
+    copula's and the Laplace mechanism's (λ 0.1) behind the same guard, on the same targets and
+    seed."""
     guard = (target.predict, anonymizer.max_resample)
+    copula = ClassCopula.fit(data.x_train, target.predict, prep.codec.model_blocks())
     references = {
-        "class_copula + guard": Guarded(
-            ClassCopula.fit(data.x_train, target.predict, prep.codec.model_blocks()), *guard
+        "class_copula + guard": Guarded(copula, *guard),
+        f"score_copula {SCORE_DRAWS} draws + guard": Guarded(
+            ScoreCopula(copula, target.predict_proba, SCORE_DRAWS), *guard
         ),
         "laplace λ 0.1 + guard": Guarded(LaplaceDP(0.1), *guard),
     }

@@ -50,7 +50,10 @@ HEADLINE_METRICS = (
     "reid_rate_inversion",
 )
 #: the references every AnomiGAN setting is judged against (the `anonymizer` param)
-REFERENCES = ("class_copula", "copula_blend", "laplace_dp_guard", "laplace_dp", "class_prototype")
+REFERENCES = ("class_copula", "copula_blend", "score_copula", "laplace_dp_guard", "laplace_dp",
+              "class_prototype")  # fmt: skip
+#: the issue's reference points of the dominance count; the score copula is counted apart
+DOMINANCE_REFERENCES = ("class_copula", "copula_blend", "laplace_dp_guard")
 TIE = 0.005  # utility differences below this are called ties
 #: the dominance test: an AnomiGAN setting dominates a reference point when it links no more,
 #: keeps score_rank_corr no lower and corr_matrix_mad at most this much higher
@@ -104,6 +107,8 @@ def label_of(s: dict) -> str:
         return f"laplace λ={s['param']:g} + guard"
     if kind == "copula_blend":
         return f"copula_blend a={s['param']:g} + guard"
+    if kind == "score_copula":
+        return f"score_copula {s['param']:g} draws + guard"
     if kind in ("class_copula", "class_prototype"):
         return f"{kind} + guard"
     return kind
@@ -197,22 +202,24 @@ def verdict(name: str, settings: list[dict]) -> list[str]:
                 + (f", no {other} setting as private at {unmatched}" if unmatched else "")
                 + "."
             )
-    refs = [
-        s for s in settings if kind_of(s) in ("class_copula", "copula_blend", "laplace_dp_guard")
-    ]
     mine = [s for s in settings if kind_of(s) == "anomigan"]
-    beaten = [r for r in refs if any(dominates(a, r) for a in mine)]
-    lines.append(
-        f"- {name}, dominance (an AnomiGAN setting with `{PRIVACY_AXIS}` no higher, "
-        f"`score_rank_corr` no lower, `corr_matrix_mad` at most {CORR_MAD_SLACK} higher): "
-        f"{len(beaten)} of {len(refs)} guarded reference points are dominated"
-        + (": " + "; ".join(label_of(r) for r in beaten) if beaten else "")
-        + (
-            ". Not dominated: " + "; ".join(label_of(r) for r in refs if r not in beaten) + "."
-            if len(beaten) < len(refs)
-            else "."
+    for what, kinds in (("guarded reference points", DOMINANCE_REFERENCES),
+                        ("score copula points", ("score_copula",))):  # fmt: skip
+        refs = [s for s in settings if kind_of(s) in kinds]
+        if not refs:
+            continue
+        beaten = [r for r in refs if any(dominates(a, r) for a in mine)]
+        lines.append(
+            f"- {name}, dominance (an AnomiGAN setting with `{PRIVACY_AXIS}` no higher, "
+            f"`score_rank_corr` no lower, `corr_matrix_mad` at most {CORR_MAD_SLACK} higher): "
+            f"{len(beaten)} of {len(refs)} {what} are dominated"
+            + (": " + "; ".join(label_of(r) for r in beaten) if beaten else "")
+            + (
+                ". Not dominated: " + "; ".join(label_of(r) for r in refs if r not in beaten) + "."
+                if len(beaten) < len(refs)
+                else "."
+            )
         )
-    )
     return lines
 
 

@@ -114,6 +114,7 @@ METHOD_STYLE = {
     "laplace_dp_guard": ("tab:orange", "s"),
     "class_copula": ("tab:purple", "*"),
     "copula_blend": ("tab:pink", "P"),
+    "score_copula": ("tab:brown", "h"),
     "identity": ("black", "X"),
     "class_prototype": ("tab:green", "D"),
 }

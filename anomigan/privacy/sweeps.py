@@ -26,6 +26,7 @@ from anomigan.method.anonymizers import (
     Identity,
     LaplaceDP,
     Predict,
+    ScoreCopula,
     is_guarded,
 )
 from anomigan.privacy import attacks, metrics
@@ -46,6 +47,7 @@ class SweepConfig:
     lambda_es: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
     dp_scales: tuple[float, ...] = (0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
     blend_as: tuple[float, ...] = (0.2, 0.4, 0.6, 0.8)
+    score_draws: tuple[int, ...] = (2, 4, 16)  # the score copula's draws per release
     # δ is a training parameter (it weighs the privacy terms), so each δ gets its own encoder;
     # False varies only the inference noise of the base encoder (a cheaper, weaker sweep)
     retrain_delta: bool = True
@@ -73,6 +75,7 @@ class SweepConfig:
             retrain_delta=False,
             dp_scales=(0.1, 1.0),
             blend_as=(0.2, 0.8),
+            score_draws=(4,),
             steps=50,
             defaults_steps=50,
             n_records=100,
@@ -145,7 +148,7 @@ class _Setting:
     """One anonymiser to measure: what the nested run says about it, and how to build it."""
 
     name: str
-    method: str  # anomigan, laplace_dp, class_copula, copula_blend, identity, class_prototype
+    method: str  # anomigan, laplace_dp, class_copula, copula_blend, score_copula, identity, ...
     anonymizer: str  # the `anonymizer` param: which variant (e.g. anomigan_guard_off)
     sweep: str
     param_name: str
@@ -195,6 +198,9 @@ def _settings(split: Split, config: SweepConfig, overrides: dict[str, Any],
 
     def blend(a: float) -> Anonymizer:
         return guarded(CopulaBlend(cop(), a))
+
+    def score(m: int) -> Anonymizer:
+        return guarded(ScoreCopula(cop(), target.predict_proba, m))
 
     def prototype() -> Anonymizer:
         return guarded(ClassPrototype.fit(data.x_train, target.predict))
@@ -248,6 +254,9 @@ def _settings(split: Split, config: SweepConfig, overrides: dict[str, Any],
     for a in config.blend_as:
         out.append(_Setting(f"copula_blend-{a:g}", "copula_blend", "copula_blend", "blend",
                             "blend_a", a, partial(blend, a)))  # fmt: skip
+    for m in config.score_draws:
+        out.append(_Setting(f"score_copula-{m}", "score_copula", "score_copula", "score",
+                            "n_draws", m, partial(score, m)))  # fmt: skip
     out.append(_Setting("identity", "identity", "identity", "reference", "none", 0.0, Identity))
     out.append(_Setting("class_prototype", "class_prototype", "class_prototype", "reference",
                         "none", 0.0, prototype))  # fmt: skip

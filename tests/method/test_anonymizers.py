@@ -14,6 +14,7 @@ from anomigan.method.anonymizers import (
     Guarded,
     Identity,
     LaplaceDP,
+    ScoreCopula,
     guard_release,
     is_guarded,
 )
@@ -29,6 +30,12 @@ def first_feature_class(x: np.ndarray) -> np.ndarray:
     return (np.asarray(x)[:, 0] > 0.5).astype(int)
 
 
+def first_feature_proba(x: np.ndarray) -> np.ndarray:
+    """A score that grows with the first feature (class 1 above 0.5), as a target's would."""
+    p = 1.0 / (1.0 + np.exp(-10.0 * (np.asarray(x, float)[:, 0] - 0.5)))
+    return np.stack([1.0 - p, p], axis=1)
+
+
 def test_every_anonymizer_follows_the_protocol():
     untrained = _untrained_encoder()
     for anon in (
@@ -38,6 +45,7 @@ def test_every_anonymizer_follows_the_protocol():
         AnomiGANAnonymizer(untrained, first_feature_class),
         ClassCopula.fit(X, first_feature_class),
         CopulaBlend(ClassCopula.fit(X, first_feature_class), 0.4),
+        ScoreCopula(ClassCopula.fit(X, first_feature_class), first_feature_proba, 4),
         Guarded(LaplaceDP(0.3), first_feature_class),
     ):
         assert isinstance(anon, Anonymizer)
@@ -154,6 +162,27 @@ def test_copula_blend_runs_from_the_copula_to_the_record():
     half = CopulaBlend(cop, 0.5).anonymize(x, 2)
     np.testing.assert_allclose(half, 0.5 * x + 0.5 * cop.anonymize(x, 2), atol=1e-6)
     assert CopulaBlend(cop, 0.4).params()["blend_a"] == 0.4
+
+
+def test_score_copula_keeps_the_score_with_more_draws_and_is_the_copula_with_one():
+    x, blocks = _mixed_blocks()
+    cop = ClassCopula.fit(x, first_feature_class, blocks)
+    np.testing.assert_array_equal(ScoreCopula(cop, first_feature_proba, 1).anonymize(x, 5),
+                                  cop.anonymize(x, 5))  # fmt: skip
+    score = first_feature_proba(x)[:, 1]
+    gaps = []
+    for m in (1, 4, 32):
+        out = ScoreCopula(cop, first_feature_proba, m).anonymize(x, seed=0)
+        assert (first_feature_class(out) == first_feature_class(x)).mean() > 0.98
+        np.testing.assert_array_equal(out[:, 4:].sum(axis=1), 1.0)  # valid copula records
+        gaps.append(np.abs(first_feature_proba(out)[:, 1] - score).mean())
+    assert gaps[0] > 2 * gaps[1] > 4 * gaps[2]
+    # only the score is matched: the other columns are the copula's, not the record's
+    out = ScoreCopula(cop, first_feature_proba, 32).anonymize(x, seed=0)
+    assert abs(np.corrcoef(out[:, 2], x[:, 2])[0, 1]) < 0.15
+    assert ScoreCopula(cop, first_feature_proba, 4).anonymize(x[:0], 0).shape == (0, x.shape[1])
+    with pytest.raises(ValueError, match="n_draws must be >= 1"):
+        ScoreCopula(cop, first_feature_proba, 0)
 
 
 def test_the_guard_is_one_mechanism_for_every_anonymiser():

@@ -9,7 +9,8 @@ from support import find_leaked_rows
 from anomigan.data import load_dataset
 from anomigan.mlops import tracking
 
-METHODS = {"anomigan", "laplace_dp", "identity", "class_prototype", "class_copula", "copula_blend"}
+METHODS = {"anomigan", "laplace_dp", "identity", "class_prototype", "class_copula", "copula_blend",
+           "score_copula"}  # fmt: skip
 ANONYMIZERS = METHODS | {"anomigan_guard_off", "anomigan_noise_off", "laplace_dp_guard"}
 
 
@@ -28,6 +29,7 @@ def test_parent_run_holds_every_setting_as_a_nested_run(quick_evaluation) -> Non
     assert {c.data.params["anonymizer"] for c in children} == ANONYMIZERS
     blends = sorted(float(c.data.params["blend_a"]) for c in by_method["copula_blend"])
     assert blends == [0.2, 0.8]
+    assert [int(c.data.params["n_draws"]) for c in by_method["score_copula"]] == [4]
     for child in children:
         m = child.data.metrics
         kind = child.data.params["anonymizer"]
@@ -102,6 +104,9 @@ def test_artifacts_tables_figures_and_report(quick_evaluation, tmp_path: Path) -
     verdict = text.split("### Verdict")[1].split("###")[0]
     assert "`score_rank_corr` at equal `reid_rate_worst`" in verdict
     assert "class_copula" in verdict and "dominance" in verdict
+    # the issue's references and the score copula are counted on separate lines
+    assert "of 5 guarded reference points are dominated" in verdict  # copula, 2 blends, 2 λ
+    assert "of 1 score copula points are dominated" in verdict
     assert "issue" not in text.lower()
     assert "differentially private" not in text.replace("*not* differentially private", "")
     for fig in figures:

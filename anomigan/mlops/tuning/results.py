@@ -13,11 +13,13 @@ import pandas as pd
 from optuna.trial import TrialState
 
 from anomigan.method.anonymizers import (
+    SCORE_DRAWS,
     Anonymizer,
     ClassCopula,
     CopulaBlend,
     Guarded,
     LaplaceDP,
+    ScoreCopula,
 )
 from anomigan.mlops import tracking
 from anomigan.mlops.tuning.settings import (
@@ -113,6 +115,7 @@ REFERENCES = (
     ("class_copula", "class_copula", None),
     ("copula_blend_0.2", "copula_blend", 0.2),
     ("copula_blend_0.4", "copula_blend", 0.4),
+    (f"score_copula_{SCORE_DRAWS}", "score_copula", SCORE_DRAWS),
     (f"laplace_{BAR_REFERENCE_LAMBDA:g}_guard", "laplace_dp", BAR_REFERENCE_LAMBDA),
 )
 
@@ -124,6 +127,7 @@ def reference_rows(data, target, codec, s: TuneSettings) -> list[dict[str, Any]]
     build: dict[str, Callable[[Any], Anonymizer]] = {
         "class_copula": lambda _: copula,
         "copula_blend": lambda a: CopulaBlend(copula, a),
+        "score_copula": lambda m: ScoreCopula(copula, target.predict_proba, m),
         "laplace_dp": LaplaceDP,
     }
     rows = []
