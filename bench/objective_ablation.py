@@ -53,6 +53,18 @@ def validation_splits(dataset: str, seeds: str) -> Iterator[tuple[int, Any, Any,
         yield seed, data, target, figures
 
 
+def train_variant(variant: str, steps: int, seed: int, data: Any, target: Any) -> tuple:
+    """(changes, config, trained encoder, seconds) for one `--variant` (GANConfig changes as
+    JSON) trained on the split's training records."""
+    from anomigan.method.gan import GANConfig, train_anomigan
+
+    changes = json.loads(variant)
+    config = GANConfig(**{"steps": steps, "log_every": 0, **changes, "seed": seed})
+    start = time.perf_counter()
+    trained = train_anomigan(data.x_train, target.model, config, blocks=data.blocks)
+    return changes, config, trained, time.perf_counter() - start
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dataset", default="breast")
@@ -72,7 +84,6 @@ def main() -> None:
         Guarded,
         ScoreCopula,
     )
-    from anomigan.method.gan import GANConfig, train_anomigan
 
     for seed, data, target, figures in validation_splits(a.dataset, a.seeds):
         if a.references:
@@ -89,11 +100,7 @@ def main() -> None:
                 row = {"seed": seed, "anonymizer": name, **figures(Guarded(ref, target.predict))}
                 print(json.dumps(row), flush=True)
         for variant in a.variant or ["{}"]:
-            changes = json.loads(variant)
-            config = GANConfig(**{"steps": a.steps, "log_every": 0, **changes, "seed": seed})
-            start = time.perf_counter()
-            trained = train_anomigan(data.x_train, target.model, config, blocks=data.blocks)
-            secs = time.perf_counter() - start
+            changes, config, trained, secs = train_variant(variant, a.steps, seed, data, target)
             guarded = figures(AnomiGANAnonymizer(trained, target.predict, MAX_RESAMPLE))
             off = figures(AnomiGANAnonymizer(trained, target.predict, 0))
             quiet = figures(AnomiGANAnonymizer(trained, target.predict, MAX_RESAMPLE, 0.0))

@@ -14,13 +14,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from objective_ablation import validation_splits  # noqa: E402  (bench/ is on sys.path)
+from objective_ablation import train_variant, validation_splits  # noqa: E402  (bench/ is on sys.path)
 
 import anomigan.method.gan as gan_module  # noqa: E402
 from anomigan.method.anonymizers import (  # noqa: E402
@@ -77,8 +76,6 @@ def main() -> None:
     ap.add_argument("--variant", action="append", default=[], help="GANConfig changes (JSON)")
     a = ap.parse_args()
 
-    from anomigan.method.gan import GANConfig, train_anomigan
-
     gan_module.AnomiGAN = score_prior_gan(a.draws)  # what train_anomigan builds
     for seed, data, target, figures in validation_splits(a.dataset, a.seeds):
         cop = ClassCopula.fit(data.x_train, target.predict, data.blocks)
@@ -86,11 +83,7 @@ def main() -> None:
         print(json.dumps({"seed": seed, "anonymizer": f"score_copula {a.draws}",
                           **figures(ref)}), flush=True)  # fmt: skip
         for variant in a.variant or ["{}"]:
-            changes = json.loads(variant)
-            config = GANConfig(**{"steps": a.steps, "log_every": 0, **changes, "seed": seed})
-            start = time.perf_counter()
-            trained = train_anomigan(data.x_train, target.model, config, blocks=data.blocks)
-            secs = time.perf_counter() - start
+            changes, _, trained, secs = train_variant(variant, a.steps, seed, data, target)
             inner = ScoreCopula(trained.prior, target.predict_proba, a.draws)
 
             def draw_r(x: np.ndarray, classes: np.ndarray, rng, inner=inner) -> np.ndarray:
