@@ -50,7 +50,7 @@ def main() -> None:
     target, codec, _ = load_or_train_target(prep, None)
     uri = f"models:/{result['model_name']}/{result['version']}"
     folder = tracking.download_model_artifacts(uri, "model")
-    trained = TrainedEncoder.load(folder)
+    trained = TrainedEncoder.load(folder, target.predict_proba)
     x = np.concatenate([codec.encode(prep.train.features), codec.encode(prep.test.features)])
     guarded = AnomiGANAnonymizer(trained, target.predict)
     print(f"dataset: {args.dataset}")

@@ -76,5 +76,7 @@ def test_gan_config_rejects_unknown_fields_and_values():
         GANConfig(prior="gaussian")
     with pytest.raises(ValueError, match="corr_target must be one of"):
         GANConfig(corr_target="x")
+    with pytest.raises(ValueError, match="score_draws must be >= 1"):
+        GANConfig(score_draws=0)
     with pytest.raises(SystemExit):
         build_parser().parse_args(["train", "--d2-loss", "mse"])

@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
-from scipy import stats
+from scipy import special, stats
 
 if TYPE_CHECKING:  # encoder imports this module at run time
     from anomigan.method.encoder import TrainedEncoder
@@ -22,8 +23,8 @@ if TYPE_CHECKING:  # encoder imports this module at run time
 Predict = Callable[[np.ndarray], np.ndarray]
 #: re-draws of the prediction guard, as `train` serves it (0 turns the guard off)
 MAX_RESAMPLE = 10
-#: the score copula's draws where one point stands for its family (tune, model card), chosen on
-#: the validation split (docs/method.md)
+#: the score copula's draws where one point stands for its family (tune, model card) and the
+#: score prior's (`GANConfig.score_draws`), chosen on the validation split (docs/method.md)
 SCORE_DRAWS = 4
 #: quantiles per variable a saved copula keeps (aggregates: no record's values in row order)
 N_QUANTILES = 64
@@ -193,6 +194,34 @@ class _ClassModel:
     marginals: list[np.ndarray]
     chol: np.ndarray
 
+    @cached_property
+    def grid(self) -> np.ndarray:
+        """The marginals as one (variables, order statistics) matrix: every variable of a class
+        has as many (its records, or the saved quantiles)."""
+        return np.stack(self.marginals)
+
+    def inverse_cdf(self, u: np.ndarray, discrete: np.ndarray) -> np.ndarray:
+        """Values of uniforms u (rows, variables): for a discrete variable the inverse empirical
+        CDF (an observed level, never in between), for a continuous one the linear
+        interpolation between order statistics (`np.interp` on the grid, every column at once,
+        gathering from the flattened grid)."""
+        grid = self.grid
+        n = grid.shape[1]
+        flat, offset = grid.ravel(), np.arange(len(grid)) * n
+        out = np.empty_like(u)
+        if discrete.any():
+            level = np.minimum((u[:, discrete] * n).astype(np.int64), n - 1)
+            out[:, discrete] = np.take(flat, offset[discrete] + level)
+        cont = ~discrete
+        if cont.any():
+            pos = u[:, cont] * (n - 1)
+            i = np.minimum(pos.astype(np.int64), max(n - 2, 0))
+            at = offset[cont] + i
+            lo = np.take(flat, at)
+            hi = np.take(flat, np.minimum(at + 1, offset[cont] + n - 1))
+            out[:, cont] = lo + (pos - i) * (hi - lo)
+        return out
+
 
 @dataclass
 class ClassCopula:
@@ -253,22 +282,21 @@ class ClassCopula:
         """One synthetic model-space record per entry of `classes`."""
         classes = np.asarray(classes)
         out = np.zeros((len(classes), self.n_features), np.float32)
+        discrete = np.array([b[2] for b in self.blocks], bool)
+        single = [j for j, b in enumerate(self.blocks) if b[1] == 1]  # one column each
+        single_cols = [self.blocks[j][0] for j in single]
+        one_hot = [(j, b[0]) for j, b in enumerate(self.blocks) if b[1] > 1]
         for k in np.unique(classes):
             rows = np.flatnonzero(classes == k)
             # a class the target never predicted on the training split: the pooled model
             m = self.models[int(k)] if int(k) < len(self.models) - 1 else self.models[-1]
-            u = stats.norm.cdf(rng.standard_normal((len(rows), len(self.blocks))) @ m.chol.T)
-            for j, (start, width, discrete) in enumerate(self.blocks):
-                sorted_v = m.marginals[j]
-                n = len(sorted_v)
-                if discrete:  # the inverse empirical CDF: an observed level, never in between
-                    value = sorted_v[np.minimum((u[:, j] * n).astype(np.int64), n - 1)]
-                else:
-                    value = np.interp(u[:, j] * (n - 1), np.arange(n), sorted_v)
-                if width == 1:
-                    out[rows, start] = value
-                else:
-                    out[rows, start + value.astype(np.int64)] = 1.0
+            u = special.ndtr(rng.standard_normal((len(rows), len(self.blocks))) @ m.chol.T)
+            values = m.inverse_cdf(u, discrete)
+            block = np.zeros((len(rows), self.n_features), np.float32)
+            block[:, single_cols] = values[:, single]
+            for j, start in one_hot:
+                block[np.arange(len(rows)), start + values[:, j].astype(np.int64)] = 1.0
+            out[rows] = block
         return out
 
     def anonymize(self, x: np.ndarray, seed: int | None = None) -> np.ndarray:

@@ -13,7 +13,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from anomigan.method.anonymizers import ClassCopula
+from anomigan.method.anonymizers import ClassCopula, ScoreCopula
 from anomigan.method.config import GANConfig
 from anomigan.method.inference import SMALL_BATCH, FoldedEncoder
 from anomigan.method.networks import build_encoder
@@ -31,15 +31,16 @@ SEGMENT_ROWS = 64
 @dataclass
 class TrainedEncoder:
     """A trained anonymiser: encoder weights, recorded layer variances, config, loss history and
-    the prior r is drawn from (None: uniform). `classify` gives the target's predicted class
-    when `anonymize` is called without `classes` (set by training; a loaded encoder has none)."""
+    the prior r is drawn from (None: uniform). `predict_proba` is the frozen target's: the
+    score prior scores its draws with it, and it gives the predicted class when `anonymize` is
+    called without `classes` (set by training; `load` takes it)."""
 
     encoder: keras.Model
     variances: LayerVariances
     config: GANConfig
     history: dict[str, list[float]] = field(default_factory=dict)
     prior: ClassCopula | None = None
-    classify: Callable[[np.ndarray], np.ndarray] | None = field(default=None, repr=False)
+    predict_proba: Callable[[np.ndarray], np.ndarray] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         # inference runs on the folded weights (frozen once training is over), built on first use
@@ -143,21 +144,32 @@ class TrainedEncoder:
     def draw_r(
         self, x: np.ndarray, classes: np.ndarray | None, rng: np.random.Generator
     ) -> np.ndarray:
-        """The randomness r per record: a fresh synthetic record of its class, or uniform."""
+        """The randomness r per record: a fresh synthetic record of its class, of
+        `score_draws` such records the one the target scores nearest (prior "score"), or
+        uniform."""
         if self.prior is None:
             return rng.random(x.shape, dtype=np.float32)
+        score, proba = self.config.prior == "score", self.predict_proba
+        if proba is None and (score or classes is None):
+            raise ValueError(
+                "this encoder draws r by the target's score: give it the target's predict_proba "
+                "(TrainedEncoder.load(folder, predict_proba))"
+                if score
+                else "this encoder draws r from a per-class prior: pass the target's predicted "
+                "classes (AnomiGANAnonymizer does, given the target's predict)"
+            )
         if classes is None:
-            if self.classify is None:
-                raise ValueError(
-                    "this encoder draws r from a per-class prior: pass the target's predicted "
-                    "classes (AnomiGANAnonymizer does, given the target's predict)"
-                )
-            classes = self.classify(x)
+            assert proba is not None  # checked above
+            classes = np.asarray(proba(x)).argmax(axis=1)
         classes = np.asarray(classes)
         if classes.shape != (len(x),):
             raise ValueError(
                 f"classes must hold one class per record ({len(x)}), got shape {classes.shape}"
             )
+        if score:
+            assert proba is not None  # checked above
+            matched = ScoreCopula(self.prior, proba, self.config.score_draws)
+            return matched.sample_matched(x, classes, rng)
         return self.prior.sample(classes, rng)
 
     def _anonymize_small(
@@ -191,7 +203,12 @@ class TrainedEncoder:
             self.prior.save(d / "prior")
 
     @classmethod
-    def load(cls, directory: str | Path) -> TrainedEncoder:
+    def load(
+        cls,
+        directory: str | Path,
+        predict_proba: Callable[[np.ndarray], np.ndarray] | None = None,
+    ) -> TrainedEncoder:
+        """The encoder saved in `directory`; `predict_proba`: its target's (see the class)."""
         d = Path(directory)
         meta = json.loads((d / "config.json").read_text())
         # encoders saved before noise_factor existed were released with the paper's δ·var_l
@@ -208,4 +225,5 @@ class TrainedEncoder:
             GANConfig.from_dict(meta["config"]),
             history,
             prior,
+            predict_proba,
         )

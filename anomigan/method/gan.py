@@ -7,10 +7,13 @@ Encoder objective per step (B records x with predicted classes y = argmax D2(x))
           + λd·( w_d2·L_D2(x, x^) + δ·(w_link·L_link + w_nce·(L_nce_oracle + L_nce_orig))
                  + w_real·L_real )
 
-with x^ = E(x, r). With `prior="copula"` (the default) r is a fresh synthetic record of x's
+with x^ = E(x, r). With `prior="copula"` r is a fresh synthetic record of x's
 predicted class (a per-class Gaussian copula fitted on the training split) and the anchor is the
 δ-blend a = (1-δ)·x + δ·r: at δ = 1 the encoder is pulled to the synthetic record, at δ = 0 to
 the original, and in between L_D2 moves the release along what the target reads. With
+`prior="score"` (the default) r is, of `score_draws` such records, the one the target scores
+nearest x (the score copula's draw), so the release starts from a record that keeps x's score,
+and the anchor is the same blend. With
 `prior="uniform"` (the paper) r ~ U[0,1]^d and a = x with weight (1-δ). L_D2 is chosen by
 `d2_loss`: the paper's cross-entropy on the arg-max class, a KL divergence between the target's
 outputs, or a squared error on its centred log-probabilities (the score, not only the class).
@@ -79,9 +82,10 @@ def soft_attack_loss(
     return tf.reduce_mean(excess), tf.reduce_mean(top1)
 
 
-def _log_probs(p: tf.Tensor) -> tf.Tensor:
-    """Centred log-probabilities: the target's score, not saturated at 0 or 1."""
-    logp = tf.math.log(tf.clip_by_value(p, 1e-12, 1.0))
+def _log_probs(p: tf.Tensor, floor: float = 1e-12) -> tf.Tensor:
+    """Centred log-probabilities: the target's score, not saturated at 0 or 1 (the score prior
+    matches them with `anonymizers.centred_log_proba`'s floor, 1e-7)."""
+    logp = tf.math.log(tf.clip_by_value(p, floor, 1.0))
     return logp - tf.reduce_mean(logp, axis=1, keepdims=True)
 
 
@@ -177,6 +181,12 @@ class AnomiGAN:
             self.r_bank: tf.Tensor | None = tf.constant(np.stack(bank))  # (classes, bank, d)
         else:
             self.r_bank = None
+        # prior "score": the target's score of each bank record, to match records' scores
+        self.bank_scores: tf.Tensor | None = None
+        if config.prior == "score" and self.r_bank is not None:
+            flat = tf.reshape(self.r_bank, [-1, self.n_features])
+            scores = _log_probs(target(flat, training=False), 1e-7)
+            self.bank_scores = tf.reshape(scores, [n_cls, PRIOR_BANK, -1])
         self.encoder = build_encoder(self.n_features)
         self.linker = build_linker(self.n_features)
         self.critic = build_critic(self.n_features)
@@ -186,13 +196,22 @@ class AnomiGAN:
             for net in (self.encoder, self.linker, self.critic)
         )
 
-    def draw_r(self, y: tf.Tensor) -> tf.Tensor:
-        """Fresh randomness r for records of predicted classes y: a same-class synthetic record
-        from the bank, or uniform noise with the paper's prior."""
+    def draw_r(self, y: tf.Tensor, p: tf.Tensor) -> tf.Tensor:
+        """Fresh randomness r for records of predicted classes y and target probabilities p:
+        a same-class synthetic record from the bank (copula), of `score_draws` of them the one
+        the target scores nearest p (score), or uniform noise (the paper's prior)."""
         if self.r_bank is None:
             return self.gen.uniform([tf.shape(y)[0], self.n_features])
-        j = self.gen.uniform(tf.shape(y), 0, PRIOR_BANK, dtype=tf.int32)
-        return tf.gather_nd(self.r_bank, tf.stack([y, j], axis=1))
+        if self.bank_scores is None:
+            j = self.gen.uniform(tf.shape(y), 0, PRIOR_BANK, dtype=tf.int32)
+            return tf.gather_nd(self.r_bank, tf.stack([y, j], axis=1))
+        m = self.config.score_draws
+        j = self.gen.uniform([tf.shape(y)[0], m], 0, PRIOR_BANK, dtype=tf.int32)
+        yy = tf.repeat(y[:, None], m, axis=1)
+        scores = tf.gather_nd(self.bank_scores, tf.stack([yy, j], axis=2))  # (n, m, classes)
+        gap = tf.reduce_sum(tf.abs(scores - _log_probs(p, 1e-7)[:, None, :]), axis=2)
+        best = tf.gather(j, tf.argmin(gap, axis=1, output_type=tf.int32), batch_dims=1)
+        return tf.gather_nd(self.r_bank, tf.stack([y, best], axis=1))
 
     def _sample(self) -> dict[str, tf.Tensor]:
         cfg = self.config
@@ -213,15 +232,17 @@ class AnomiGAN:
         neg = tf.gather_nd(self.cls_table, tf.stack([y, j], axis=1))
         ref = self.gen.uniform([k], 0, n, dtype=tf.int32)
         y_ref = tf.gather(self.y_data, ref)
+        p = tf.gather(self.p_data, idx)
+        p_neg = tf.gather(self.p_data, neg)
         return {
             "x": tf.gather(self.x_data, idx),
-            "p": tf.gather(self.p_data, idx),
+            "p": p,
             "y": y,
             "x_neg": tf.gather(self.x_data, neg),
             "x_ref": tf.gather(self.x_data, ref),
             "y_ref": y_ref,
-            "r": self.draw_r(tf.concat([y, y, y], axis=0)),
-            "r_ref": self.draw_r(y_ref),
+            "r": self.draw_r(tf.concat([y, y, y], axis=0), tf.concat([p, p, p_neg], axis=0)),
+            "r_ref": self.draw_r(y_ref, tf.gather(self.p_data, ref)),
         }
 
     def _corr_target(self, inp: tf.Tensor, r: tf.Tensor) -> tf.Tensor:
@@ -331,8 +352,9 @@ class AnomiGAN:
         acc = VarianceAccumulator(enc.hidden_shapes)
         for _ in range(passes):
             for start in range(0, int(self.x_data.shape[0]), 4096):
-                xb = self.x_data[start : start + 4096]
-                r = self.draw_r(self.y_data[start : start + 4096])
+                rows = slice(start, start + 4096)
+                xb = self.x_data[rows]
+                r = self.draw_r(self.y_data[rows], self.p_data[rows])
                 acc.update([h.numpy() for h in hidden(xb, r)])
         return acc.result()
 
@@ -358,8 +380,11 @@ def train_anomigan(
     def classify(x: np.ndarray) -> np.ndarray:
         return predicted_classes(target, x)
 
+    def predict_proba(x: np.ndarray) -> np.ndarray:
+        return np.asarray(target(np.asarray(x, np.float32), training=False))
+
     prior = None
-    if config.prior == "copula":
+    if config.prior in ("copula", "score"):
         x32 = np.clip(np.asarray(x_train, np.float32), 0.0, 1.0)
         prior = ClassCopula.fit(x32, classify, blocks).quantized()
     gan = AnomiGAN(x_train, target, config, prior)
@@ -385,4 +410,4 @@ def train_anomigan(
                     callback(done, vals)
     variances = gan.record_variances(config.variance_passes)
     history["train_seconds"] = [time.perf_counter() - t0]
-    return TrainedEncoder(gan.encoder, variances, config, history, prior, classify)
+    return TrainedEncoder(gan.encoder, variances, config, history, prior, predict_proba)

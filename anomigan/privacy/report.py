@@ -168,6 +168,7 @@ def write_report(results: Sequence[dict], out_dir: str | Path) -> Path:
 
         # figures
         figs: list[tuple[str, Figure]] = []
+        base = res.get("base", {})
         delta = sweep_of(settings, "anomigan", "delta")
         dp = sweep_of(settings, "laplace_dp", "dp_guard")
         lam = sweep_of(settings, "anomigan", "lambda_e")
@@ -179,14 +180,14 @@ def write_report(results: Sequence[dict], out_dir: str | Path) -> Path:
         if delta or dp:
             fig = plots.privacy_parameter_figure(
                 {"anomigan (δ)": series(delta), "laplace_dp + guard (λ)": series(dp)},
-                title=f"{name}: AnomiGAN (δ, λe={cfg.get('base_lambda_e', 0.5)}) vs DP (λ)",
+                title=f"{name}: AnomiGAN (δ, λe={base.get('lambda_e', '?')}) vs DP (λ)",
             )
             figs.append((f"{name}_fig5_6_privacy_parameter.png", fig))
         if lam:
             fig = plots.privacy_parameter_figure(
                 {"anomigan (λe)": series(lam), "laplace_dp + guard (λ)": series(dp)},
                 xlabel="λe for AnomiGAN, λ for DP",
-                title=f"{name}: AnomiGAN (λe, δ={cfg.get('base_delta', 0.3)}) vs DP (λ)",
+                title=f"{name}: AnomiGAN (λe, δ={base.get('delta', '?')}) vs DP (λ)",
             )
             figs.append((f"{name}_fig8_lambda_e.png", fig))
         heat = {k: np.array(v, dtype=float) for k, v in res["corr_anonymized"].items()}

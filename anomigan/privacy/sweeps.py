@@ -387,6 +387,8 @@ def run_sweeps(
         "n_classes": int(first.target.predict_proba(data.x_train[:1]).shape[1]),
         "config": {k: list(v) if isinstance(v, tuple) else v for k, v in config.__dict__.items()},
         "gan_config": {k: v for k, v in overrides.items()},
+        # the defaults' encoder: the δ sweep's λe and the λe sweep's δ (report titles)
+        "base": {"lambda_e": base_enc.config.lambda_e, "delta": base_enc.config.delta},
         "settings": settings_out,
         "table1": table1(
             base_enc,

@@ -1,11 +1,14 @@
 """AnomiGAN encoder and anonymiser behaviour with real Keras (a few hundred training steps)."""
 
+import dataclasses
 import json
 
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
+from anomigan.method.anonymizers import ClassCopula, centred_log_proba
 from anomigan.method.gan import (
     CORR_TARGETS,
     AnomiGAN,
@@ -120,19 +123,29 @@ def test_small_batches_draw_from_the_same_distribution(trained: TrainedEncoder, 
 
 
 def test_save_load_round_trip(trained: TrainedEncoder, data, tmp_path) -> None:
+    """A loaded encoder, given its target's predict_proba, releases what the trained one does;
+    with the copula prior, the target's predicted classes are enough."""
     trained.save(tmp_path / "enc")
-    loaded = TrainedEncoder.load(tmp_path / "enc")
-    assert loaded.config == trained.config
+    loaded = TrainedEncoder.load(tmp_path / "enc", trained.predict_proba)
+    assert loaded.config == trained.config and trained.config.prior == "score"
     x = data[0][:40]
-    classes = trained.classify(x)  # a loaded encoder holds no target: its caller gives classes
     np.testing.assert_allclose(
-        loaded.anonymize(x, rng_seed=11, classes=classes),
-        trained.anonymize(x, rng_seed=11),
-        atol=1e-6,
+        loaded.anonymize(x, rng_seed=11), trained.anonymize(x, rng_seed=11), atol=1e-6
     )
     assert loaded.history["step"] == trained.history["step"]
+
+    def copula_prior(enc: TrainedEncoder) -> TrainedEncoder:
+        return dataclasses.replace(enc, config=dataclasses.replace(enc.config, prior="copula"))
+
+    without_target = copula_prior(TrainedEncoder.load(tmp_path / "enc"))
+    classes = trained.predict_proba(x).argmax(axis=1)
+    np.testing.assert_allclose(
+        without_target.anonymize(x, rng_seed=11, classes=classes),
+        copula_prior(trained).anonymize(x, rng_seed=11),
+        atol=1e-6,
+    )
     with pytest.raises(ValueError, match="predicted classes"):
-        loaded.anonymize(x)
+        without_target.anonymize(x)
 
 
 def test_default_noise_is_noise_factor_delta(trained: TrainedEncoder, data, tmp_path) -> None:
@@ -188,3 +201,40 @@ def test_steps_run_in_windows_like_one_by_one(data, target: keras.Model) -> None
         )
     for a, b in zip(one.encoder.get_weights(), window.encoder.get_weights(), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_score_prior_draws_r_nearest_in_the_targets_score(data, target, tmp_path) -> None:
+    """prior "score": in training and at inference r is, of `score_draws` same-class draws,
+    the nearest to the record in the target's score; a loaded encoder needs the target's
+    predict_proba to draw it, and with it releases what the trained one does."""
+    x = data[0]
+
+    def proba(z: np.ndarray) -> np.ndarray:
+        return np.asarray(target(z, training=False))
+
+    def gap(r) -> float:  # mean L1 distance of r's score to the records'
+        return float(np.abs(centred_log_proba(proba(np.asarray(r))) - score).sum(axis=1).mean())
+
+    score, y = centred_log_proba(proba(x)), proba(x).argmax(axis=1)
+    copula = ClassCopula.fit(x, lambda z: proba(z).argmax(axis=1))
+    drawn = {
+        m: AnomiGAN(x, target, GANConfig(prior="score", score_draws=m, seed=0), copula).draw_r(
+            tf.constant(y, tf.int32), tf.constant(proba(x))
+        )
+        for m in (1, 8)
+    }
+    assert gap(drawn[8]) < 0.7 * gap(drawn[1])
+    assert np.mean(proba(np.asarray(drawn[8])).argmax(axis=1) == y) > 0.95
+
+    trained = train_anomigan(x, target, GANConfig(steps=20, seed=0, prior="score", score_draws=8))
+    rng = np.random.default_rng
+    one = dataclasses.replace(trained, config=dataclasses.replace(trained.config, score_draws=1))
+    assert gap(trained.draw_r(x, None, rng(0))) < 0.7 * gap(one.draw_r(x, None, rng(0)))
+    trained.save(tmp_path / "enc")
+    with pytest.raises(ValueError, match="target's score.*predict_proba"):
+        TrainedEncoder.load(tmp_path / "enc").anonymize(x[:5], classes=y[:5])
+    loaded = TrainedEncoder.load(tmp_path / "enc", proba)
+    for n in (5, 3 * SMALL_BATCH):  # the numpy and the TensorFlow pass
+        np.testing.assert_allclose(
+            loaded.anonymize(x[:n], rng_seed=3), trained.anonymize(x[:n], rng_seed=3), atol=1e-6
+        )

@@ -192,7 +192,7 @@ class EncoderModel(RecordModel):
         settings = json.loads((folder / "anonymizer.json").read_text())
         target = TrainedTarget.load(folder / "target")
         self.anonymizer = AnomiGANAnonymizer(
-            TrainedEncoder.load(folder), predict=target.predict, **settings
+            TrainedEncoder.load(folder, target.predict_proba), predict=target.predict, **settings
         )
 
     def request_params(self, params: dict) -> dict:

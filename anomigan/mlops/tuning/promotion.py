@@ -25,7 +25,8 @@ def register_champion(
     version of anomigan-encoder-<dataset> and give it the champion alias."""
     try:
         trained = TrainedEncoder.load(
-            tracking.download_run_artifacts(best["mlflow_run_id"], "encoder")
+            tracking.download_run_artifacts(best["mlflow_run_id"], "encoder"),
+            ctx.target.predict_proba,
         )
         source = "saved encoder"
     except Exception as exc:  # noqa: BLE001 - any download failure: retrain the same trial
