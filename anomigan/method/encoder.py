@@ -27,6 +27,10 @@ from anomigan.method.noise import (
 #: Rows of each pattern segment in the TensorFlow pass are padded to a multiple of this.
 SEGMENT_ROWS = 64
 
+#: Rows per TensorFlow call of a large release: a batch's activations then stay in the CPU's
+#: caches, which makes the pass faster than larger calls do (docs/method.md, "Inference speed").
+TF_BATCH_ROWS = 4096
+
 
 @dataclass
 class TrainedEncoder:
@@ -104,7 +108,7 @@ class TrainedEncoder:
         noise_scale: float | None = None,
         n_noisy_layers: int = 1,
         fixed_layer: int | None = None,
-        batch_size: int = 16384,
+        batch_size: int = TF_BATCH_ROWS,
         classes: np.ndarray | None = None,
     ) -> np.ndarray:
         """x (n, d) in [0,1] -> x^ (n, d): fresh r per record and noise with variance
