@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import special
 
 from anomigan.method.anonymizers import (
+    SAMPLE_ROWS,
     AnomiGANAnonymizer,
     Anonymizer,
     ClassCopula,
@@ -152,6 +154,22 @@ def test_class_copula_draws_valid_records_of_the_class_that_ignore_the_record():
     r = np.corrcoef(out[:, 0], out[:, 1])[0, 1]
     assert r == pytest.approx(np.corrcoef(x[:, 0], x[:, 1])[0, 1], abs=0.1)
     assert cop.anonymize(x[:0], seed=0).shape == (0, x.shape[1])
+
+
+def test_class_copula_draws_in_chunks_the_values_of_one_whole_draw():
+    """`sample` draws SAMPLE_ROWS rows at a time for speed; the values must be those of one
+    draw of all the normals, mapped through the class's copula and interpolated marginals."""
+    cop = ClassCopula.fit(X, first_feature_class)
+    n = 2 * SAMPLE_ROWS + 5
+    out = cop.sample(np.ones(n, int), np.random.default_rng(7))
+    m = cop.models[1]
+    z = np.random.default_rng(7).standard_normal((n, X.shape[1]))
+    u = special.ndtr(z @ m.chol.T)
+    steps = np.arange(m.grid.shape[1])
+    whole = np.stack(
+        [np.interp(u[:, j] * steps[-1], steps, m.grid[j]) for j in range(X.shape[1])], axis=1
+    )
+    np.testing.assert_allclose(out, whole, atol=1e-6)
 
 
 def test_copula_blend_runs_from_the_copula_to_the_record():

@@ -104,15 +104,18 @@ def test_tf_batch_with_empty_pattern_segments(trained: TrainedEncoder, data) -> 
 def test_tf_calls_of_any_size_release_the_same_rows(trained: TrainedEncoder, data) -> None:
     """A large release runs in TensorFlow calls of `batch_size` rows, sorted by noise pattern:
     without noise the output is a function of x and r only, so splitting it into many calls
-    (each with its own rows of every pattern) must give every record the same release."""
+    (each with its own rows of every pattern) must give every record the same release. A
+    vanishing noise scale keeps every row's random pattern, so the sort by pattern and the
+    write-back in record order are exercised too."""
     x = np.tile(data[0], (-(-5 * SMALL_BATCH // len(data[0])), 1))[: 5 * SMALL_BATCH]
     one = trained.anonymize(x, rng_seed=4, noise_scale=0.0)
-    for batch_size in (SMALL_BATCH, 3 * SMALL_BATCH + 7):
-        np.testing.assert_allclose(
-            trained.anonymize(x, rng_seed=4, noise_scale=0.0, batch_size=batch_size),
-            one,
-            atol=1e-6,
-        )
+    for batch_size in (SMALL_BATCH, 3 * SMALL_BATCH + 7, len(x)):
+        for scale, atol in ((0.0, 1e-6), (1e-14, 1e-5)):
+            np.testing.assert_allclose(
+                trained.anonymize(x, rng_seed=4, noise_scale=scale, batch_size=batch_size),
+                one,
+                atol=atol,
+            )
     noisy = trained.anonymize(x, rng_seed=4, noise_scale=1.0, batch_size=SMALL_BATCH)
     assert noisy.shape == x.shape and np.abs(noisy - one).mean() > 1e-4  # the noise still acts
 
