@@ -1,5 +1,6 @@
 """Helpers the tests share (conftest.py holds the fixtures): the leak scanner, a free port, a
-real `mlflow models serve` process, and the tuning kill/resume contract.
+real `mlflow models serve` process, the tuning kill/resume contract and a `bench/` script as
+a module.
 
 A module of its own, not conftest: every folder of tests may have a conftest.py, and
 `from conftest import ...` would find whichever was imported last.
@@ -7,10 +8,12 @@ A module of its own, not conftest: every folder of tests may have a conftest.py,
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 
 def _numeric_tokens(text: str) -> set[str]:
@@ -180,3 +183,14 @@ def assert_trials_land_once(study, n_trials: int) -> dict[int, object]:
                 statuses == ["FINISHED"] and tags == ["FAIL"]
             ), (t.number, statuses)
     return out
+
+
+def load_bench(name: str) -> ModuleType:
+    """`bench/<name>.py` imported as a module (bench/ is scripts, not a package)."""
+    path = Path(__file__).resolve().parents[1] / "bench" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module

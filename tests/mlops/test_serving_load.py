@@ -5,26 +5,13 @@ the benchmark's figures): every request gets a 200, none a 5xx, and the server s
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import mlflow
 import numpy as np
-
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "serving_load.py"
-
-
-def _bench():
-    spec = importlib.util.spec_from_file_location("serving_load", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+from support import load_bench
 
 
 def test_concurrent_clients_get_no_5xx_and_the_server_keeps_answering(encoder_server):
-    bench = _bench()
+    bench = load_bench("serving_load")
     model = mlflow.pyfunc.load_model("models:/anomigan-encoder-breast@champion")
     codec = model.unwrap_python_model().codec
     z = np.random.default_rng(0).uniform(0, 1, size=(300, codec.n_outputs)).astype("float32")
