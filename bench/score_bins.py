@@ -1,11 +1,11 @@
-"""How low linkage can go at a given score rank: a same-class copula record in the record's
-score bin, against the class copula and the score copula, on the honest-frontier protocol.
+"""How low linkage can go at a given score rank: the score-bin copula at several bin counts,
+against the class copula and the score copula, on the honest-frontier protocol.
 
-The score-bin copula releases a fresh copula record of the record's predicted class whose
-target score falls in the same within-class quantile bin as the record's (`bins` per class,
-edges from the training split; rejection sampling). The release then depends on the record
-only through its cell (class, bin), so no adversary links more than cells / N on average over
-N equally likely candidates (its Bayes bound, printed beside each figure), whatever it holds.
+The score-bin copula (`anomigan.method.anonymizers.ScoreBinCopula`, a reference of `evaluate`
+at `SCORE_BINS` bins) releases a fresh copula record of the record's predicted class whose
+target score falls in the same within-class quantile bin as the record's. The release depends
+on the record only through its cell (class, bin), so no adversary links more than cells / N on
+average over N equally likely candidates: its Bayes bound, printed beside each figure.
 Every anonymiser runs behind the served prediction guard, and the figures come from the same
 `evaluate` as `train`'s. Bins are to be chosen on the validation split; the test split is for
 reporting.
@@ -19,73 +19,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from dataclasses import dataclass, field
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-import numpy as np  # noqa: E402
 
 from anomigan.method.anonymizers import (  # noqa: E402
     SCORE_DRAWS,
     ClassCopula,
     Guarded,
-    Predict,
+    ScoreBinCopula,
     ScoreCopula,
 )
 
 KEYS = ("prediction_agreement", "score_rank_corr", "corr_matrix_mad", "reid_rate_worst")
-#: rejection rounds before a record falls back to a plain same-class draw (counted)
-MAX_ROUNDS = 100
-
-
-@dataclass
-class ScoreBinCopula:
-    """A same-class copula record whose target score is in the record's within-class bin."""
-
-    copula: ClassCopula
-    predict_proba: Predict = field(repr=False)
-    edges: list[np.ndarray]  # inner quantile edges of each class's own-class probability
-    name: str = "score_bin_copula"
-    released: int = 0  # records anonymised, and of them those that fell back to a plain draw
-    fallbacks: int = 0
-
-    @classmethod
-    def fit(
-        cls, copula: ClassCopula, predict_proba: Predict, x_train: np.ndarray, bins: int
-    ) -> ScoreBinCopula:
-        p = np.asarray(predict_proba(x_train))
-        c = p.argmax(axis=1)
-        levels = np.arange(1, bins) / bins
-        edges = [np.quantile(p[c == k, k], levels) for k in range(p.shape[1])]
-        return cls(copula, predict_proba, edges)
-
-    def cells(self, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(predicted class, bin) of each row of probabilities."""
-        c = p.argmax(axis=1)
-        own = p[np.arange(len(p)), c]
-        return c, (np.stack(self.edges)[c] < own[:, None]).sum(axis=1)
-
-    def anonymize(self, x: np.ndarray, seed: int | None = None) -> np.ndarray:
-        rng = np.random.default_rng(seed)
-        x = np.asarray(x, np.float32)
-        c, b = self.cells(np.asarray(self.predict_proba(x)))
-        out = np.empty_like(x)
-        todo = np.arange(len(x))
-        for _ in range(MAX_ROUNDS):
-            if not len(todo):
-                break
-            draws = self.copula.sample(c[todo], rng)
-            dc, db = self.cells(np.asarray(self.predict_proba(draws)))
-            ok = (dc == c[todo]) & (db == b[todo])
-            out[todo[ok]] = draws[ok]
-            todo = todo[~ok]
-        self.released += len(x)
-        self.fallbacks += len(todo)
-        out[todo] = self.copula.sample(c[todo], rng)
-        return out
-
-    def params(self) -> dict[str, float | int | str]:
-        return {"bins": len(self.edges[0]) + 1}
 
 
 def main() -> None:
@@ -122,7 +67,7 @@ def main() -> None:
                          seed=seed, throughput_rows=0)  # fmt: skip
             row = {k: round(m[k], 4) for k in KEYS}
             if isinstance(ref, ScoreBinCopula | ClassCopula):  # the score copula has none
-                bins = len(ref.edges[0]) + 1 if isinstance(ref, ScoreBinCopula) else 1
+                bins = ref.bins if isinstance(ref, ScoreBinCopula) else 1
                 row["bayes_bound"] = round(n_classes * bins / len(data.x_all), 4)
             if isinstance(ref, ScoreBinCopula):
                 row["fallback_share"] = round(ref.fallbacks / max(ref.released, 1), 5)

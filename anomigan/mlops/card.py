@@ -13,11 +13,13 @@ from collections.abc import Mapping
 import numpy as np
 
 from anomigan.method.anonymizers import (
+    SCORE_BINS,
     SCORE_DRAWS,
     AnomiGANAnonymizer,
     ClassCopula,
     Guarded,
     LaplaceDP,
+    ScoreBinCopula,
     ScoreCopula,
 )
 from anomigan.method.target import TrainedTarget
@@ -126,14 +128,17 @@ def model_card(
     command: str,
 ) -> str:
     """The encoder's model card: its test figures next to the class copula's, the score
-    copula's and the Laplace mechanism's (λ 0.1) behind the same guard, on the same targets and
-    seed."""
+    copula's, the score-bin copula's and the Laplace mechanism's (λ 0.1) behind the same guard,
+    on the same targets and seed."""
     guard = (target.predict, anonymizer.max_resample)
     copula = ClassCopula.fit(data.x_train, target.predict, prep.codec.model_blocks())
     references = {
         "class_copula + guard": Guarded(copula, *guard),
         f"score_copula {SCORE_DRAWS} draws + guard": Guarded(
             ScoreCopula(copula, target.predict_proba, SCORE_DRAWS), *guard
+        ),
+        f"score_bin_copula {SCORE_BINS} bins + guard": Guarded(
+            ScoreBinCopula.fit(copula, target.predict_proba, data.x_train, SCORE_BINS), *guard
         ),
         "laplace λ 0.1 + guard": Guarded(LaplaceDP(0.1), *guard),
     }

@@ -50,9 +50,9 @@ HEADLINE_METRICS = (
     "reid_rate_inversion",
 )
 #: the references every AnomiGAN setting is judged against (the `anonymizer` param)
-REFERENCES = ("class_copula", "copula_blend", "score_copula", "laplace_dp_guard", "laplace_dp",
-              "class_prototype")  # fmt: skip
-#: the issue's reference points of the dominance count; the score copula is counted apart
+REFERENCES = ("class_copula", "copula_blend", "score_copula", "score_bin_copula",
+              "laplace_dp_guard", "laplace_dp", "class_prototype")  # fmt: skip
+#: the issue's reference points of the dominance count; the score copulas are counted apart
 DOMINANCE_REFERENCES = ("class_copula", "copula_blend", "laplace_dp_guard")
 TIE = 0.005  # utility differences below this are called ties
 #: the dominance test: an AnomiGAN setting dominates a reference point when it links no more,
@@ -109,6 +109,8 @@ def label_of(s: dict) -> str:
         return f"copula_blend a={s['param']:g} + guard"
     if kind == "score_copula":
         return f"score_copula {s['param']:g} draws + guard"
+    if kind == "score_bin_copula":
+        return f"score_bin_copula {s['param']:g} bins + guard"
     if kind in ("class_copula", "class_prototype"):
         return f"{kind} + guard"
     return kind
@@ -204,7 +206,8 @@ def verdict(name: str, settings: list[dict]) -> list[str]:
             )
     mine = [s for s in settings if kind_of(s) == "anomigan"]
     for what, kinds in (("guarded reference points", DOMINANCE_REFERENCES),
-                        ("score copula points", ("score_copula",))):  # fmt: skip
+                        ("score copula points", ("score_copula",)),
+                        ("score-bin copula points", ("score_bin_copula",))):  # fmt: skip
         refs = [s for s in settings if kind_of(s) in kinds]
         if not refs:
             continue

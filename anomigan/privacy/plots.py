@@ -115,6 +115,7 @@ METHOD_STYLE = {
     "class_copula": ("tab:purple", "*"),
     "copula_blend": ("tab:pink", "P"),
     "score_copula": ("tab:brown", "h"),
+    "score_bin_copula": ("tab:olive", "p"),
     "identity": ("black", "X"),
     "class_prototype": ("tab:green", "D"),
 }

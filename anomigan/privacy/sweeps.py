@@ -17,6 +17,7 @@ import numpy as np
 
 from anomigan.method.anonymizers import (
     MAX_RESAMPLE,
+    SCORE_BINS,
     AnomiGANAnonymizer,
     Anonymizer,
     ClassCopula,
@@ -26,6 +27,7 @@ from anomigan.method.anonymizers import (
     Identity,
     LaplaceDP,
     Predict,
+    ScoreBinCopula,
     ScoreCopula,
     is_guarded,
 )
@@ -48,6 +50,7 @@ class SweepConfig:
     dp_scales: tuple[float, ...] = (0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
     blend_as: tuple[float, ...] = (0.2, 0.4, 0.6, 0.8)
     score_draws: tuple[int, ...] = (2, 4, 16)  # the score copula's draws per release
+    score_bins: tuple[int, ...] = (SCORE_BINS,)  # the score-bin copula's bins per class
     # δ is a training parameter (it weighs the privacy terms), so each δ gets its own encoder;
     # False varies only the inference noise of the base encoder (a cheaper, weaker sweep)
     retrain_delta: bool = True
@@ -148,7 +151,7 @@ class _Setting:
     """One anonymiser to measure: what the nested run says about it, and how to build it."""
 
     name: str
-    method: str  # anomigan, laplace_dp, class_copula, copula_blend, score_copula, identity, ...
+    method: str  # anomigan, laplace_dp, class_copula, copula_blend, score_copula, ...
     anonymizer: str  # the `anonymizer` param: which variant (e.g. anomigan_guard_off)
     sweep: str
     param_name: str
@@ -201,6 +204,9 @@ def _settings(split: Split, config: SweepConfig, overrides: dict[str, Any],
 
     def score(m: int) -> Anonymizer:
         return guarded(ScoreCopula(cop(), target.predict_proba, m))
+
+    def score_bin(bins: int) -> Anonymizer:
+        return guarded(ScoreBinCopula.fit(cop(), target.predict_proba, data.x_train, bins))
 
     def prototype() -> Anonymizer:
         return guarded(ClassPrototype.fit(data.x_train, target.predict))
@@ -257,6 +263,9 @@ def _settings(split: Split, config: SweepConfig, overrides: dict[str, Any],
     for m in config.score_draws:
         out.append(_Setting(f"score_copula-{m}", "score_copula", "score_copula", "score",
                             "n_draws", m, partial(score, m)))  # fmt: skip
+    for b in config.score_bins:
+        out.append(_Setting(f"score_bin_copula-{b}", "score_bin_copula", "score_bin_copula",
+                            "score_bin", "bins", b, partial(score_bin, b)))  # fmt: skip
     out.append(_Setting("identity", "identity", "identity", "reference", "none", 0.0, Identity))
     out.append(_Setting("class_prototype", "class_prototype", "class_prototype", "reference",
                         "none", 0.0, prototype))  # fmt: skip

@@ -1,4 +1,5 @@
-"""The anonymiser protocol: Laplace DP, identity, class prototype and AnomiGAN's guard."""
+"""The anonymiser protocol: Laplace DP, identity, the class prototype, the copula family and
+AnomiGAN's guard."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from anomigan.method.anonymizers import (
     Guarded,
     Identity,
     LaplaceDP,
+    ScoreBinCopula,
     ScoreCopula,
     guard_release,
     is_guarded,
@@ -23,6 +25,7 @@ from anomigan.method.anonymizers import (
 from anomigan.method.gan import GANConfig, TrainedEncoder
 from anomigan.method.networks import build_encoder
 from anomigan.method.noise import LayerVariances
+from anomigan.privacy.metrics import score_rank_corr
 
 RNG = np.random.default_rng(0)
 X = RNG.uniform(size=(400, 12)).astype(np.float32)
@@ -201,6 +204,42 @@ def test_score_copula_keeps_the_score_with_more_draws_and_is_the_copula_with_one
     assert ScoreCopula(cop, first_feature_proba, 4).anonymize(x[:0], 0).shape == (0, x.shape[1])
     with pytest.raises(ValueError, match="n_draws must be >= 1"):
         ScoreCopula(cop, first_feature_proba, 0)
+
+
+def test_score_bin_copula_releases_depend_on_the_cell_only():
+    """Its linkage bound, cells / N, holds only if a release depends on the record through its
+    cell (predicted class, score bin) alone, so that is what is checked."""
+    x = RNG.uniform(size=(600, 6)).astype(np.float32)
+    cop = ClassCopula.fit(x, first_feature_class)
+    ref = ScoreBinCopula.fit(cop, first_feature_proba, x, 3)
+    assert ref.bins == 3 and ref.params() == {"bins": 3, "shrinkage": cop.shrinkage}
+    out = ref.anonymize(x, seed=1)
+    cells = ref.cells(first_feature_proba(x))
+    for got, want in zip(ref.cells(first_feature_proba(out)), cells, strict=True):
+        np.testing.assert_array_equal(got, want)  # each release in its record's cell
+    assert ref.fallbacks == 0 and ref.released == len(x)
+    # two orderings of one cell's records release alike: nothing else of the record is used
+    one_cell = x[(cells[0] == 1) & (cells[1] == 2)]
+    assert len(one_cell) > 10
+    np.testing.assert_array_equal(ref.anonymize(one_cell, 3), ref.anonymize(one_cell[::-1], 3))
+    # and the score is kept far better than by the class alone
+    plain = cop.anonymize(x, seed=1)
+    p = first_feature_proba(x)
+    assert score_rank_corr(p, first_feature_proba(out)) > (
+        score_rank_corr(p, first_feature_proba(plain)) + 0.1
+    )
+    assert ref.anonymize(x[:0], 0).shape == (0, x.shape[1])
+    with pytest.raises(ValueError, match="bins must be >= 1"):
+        ScoreBinCopula.fit(cop, first_feature_proba, x, 0)
+
+
+def test_score_bin_copula_with_one_bin_keeps_only_the_class():
+    x = RNG.uniform(size=(300, 6)).astype(np.float32)
+    cop = ClassCopula.fit(x, first_feature_class)
+    ref = ScoreBinCopula.fit(cop, first_feature_proba, x, 1)
+    out = ref.anonymize(x, seed=2)
+    np.testing.assert_array_equal(first_feature_class(out), first_feature_class(x))
+    np.testing.assert_array_equal(ref.cells(first_feature_proba(x))[1], 0)
 
 
 def test_the_guard_is_one_mechanism_for_every_anonymiser():

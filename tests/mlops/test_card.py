@@ -13,7 +13,7 @@ def test_every_registered_encoder_carries_its_model_card(breast_encoder) -> None
     assert card.startswith("# anomigan-encoder-breast: model card")
     assert "not differentially private" in card
     for reference in ("this encoder", "class_copula + guard", "score_copula 4 draws + guard",
-                      "laplace λ 0.1 + guard"):  # fmt: skip
+                      "score_bin_copula 2 bins + guard", "laplace λ 0.1 + guard"):  # fmt: skip
         assert f"| {reference} |" in card
     # figures with their intervals, the data digests, the guard's re-draws, the command
     assert "reid_rate_worst" in card and "[" in card.split("| this encoder |")[1]

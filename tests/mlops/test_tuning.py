@@ -97,7 +97,8 @@ def test_tiny_study_nests_trials_logs_the_front_and_promotes(tiny):
     assert len(pd.read_csv(folder / "trials.csv")) == 3
     refs = pd.read_csv(folder / "references.csv")  # measured like a trial, on validation
     assert list(refs["reference"]) == ["class_copula", "copula_blend_0.2", "copula_blend_0.4",
-                                       "score_copula_4", "laplace_0.1_guard"]  # fmt: skip
+                                       "score_copula_4", "score_bin_copula_2",
+                                       "laplace_0.1_guard"]  # fmt: skip
     assert (refs["prediction_agreement"] >= 0.97).all()  # the same guard as the trials
     assert parent.data.metrics["ref_class_copula_reid_rate_worst"] == refs["reid_rate_worst"][0]
 

@@ -10,7 +10,7 @@ from anomigan.data import load_dataset
 from anomigan.mlops import tracking
 
 METHODS = {"anomigan", "laplace_dp", "identity", "class_prototype", "class_copula", "copula_blend",
-           "score_copula"}  # fmt: skip
+           "score_copula", "score_bin_copula"}  # fmt: skip
 ANONYMIZERS = METHODS | {"anomigan_guard_off", "anomigan_noise_off", "laplace_dp_guard"}
 
 
@@ -30,6 +30,7 @@ def test_parent_run_holds_every_setting_as_a_nested_run(quick_evaluation) -> Non
     blends = sorted(float(c.data.params["blend_a"]) for c in by_method["copula_blend"])
     assert blends == [0.2, 0.8]
     assert [int(c.data.params["n_draws"]) for c in by_method["score_copula"]] == [4]
+    assert [int(c.data.params["bins"]) for c in by_method["score_bin_copula"]] == [2]
     for child in children:
         m = child.data.metrics
         kind = child.data.params["anonymizer"]
@@ -104,9 +105,10 @@ def test_artifacts_tables_figures_and_report(quick_evaluation, tmp_path: Path) -
     verdict = text.split("### Verdict")[1].split("###")[0]
     assert "`score_rank_corr` at equal `reid_rate_worst`" in verdict
     assert "class_copula" in verdict and "dominance" in verdict
-    # the issue's references and the score copula are counted on separate lines
+    # the issue's references and each score copula are counted on separate lines
     assert "of 5 guarded reference points are dominated" in verdict  # copula, 2 blends, 2 λ
     assert "of 1 score copula points are dominated" in verdict
+    assert "of 1 score-bin copula points are dominated" in verdict
     assert "issue" not in text.lower()
     assert "differentially private" not in text.replace("*not* differentially private", "")
     for fig in figures:

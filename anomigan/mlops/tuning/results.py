@@ -13,12 +13,14 @@ import pandas as pd
 from optuna.trial import TrialState
 
 from anomigan.method.anonymizers import (
+    SCORE_BINS,
     SCORE_DRAWS,
     Anonymizer,
     ClassCopula,
     CopulaBlend,
     Guarded,
     LaplaceDP,
+    ScoreBinCopula,
     ScoreCopula,
 )
 from anomigan.mlops import tracking
@@ -116,6 +118,7 @@ REFERENCES = (
     ("copula_blend_0.2", "copula_blend", 0.2),
     ("copula_blend_0.4", "copula_blend", 0.4),
     (f"score_copula_{SCORE_DRAWS}", "score_copula", SCORE_DRAWS),
+    (f"score_bin_copula_{SCORE_BINS}", "score_bin_copula", SCORE_BINS),
     (f"laplace_{BAR_REFERENCE_LAMBDA:g}_guard", "laplace_dp", BAR_REFERENCE_LAMBDA),
 )
 
@@ -128,6 +131,9 @@ def reference_rows(data, target, codec, s: TuneSettings) -> list[dict[str, Any]]
         "class_copula": lambda _: copula,
         "copula_blend": lambda a: CopulaBlend(copula, a),
         "score_copula": lambda m: ScoreCopula(copula, target.predict_proba, m),
+        "score_bin_copula": lambda b: ScoreBinCopula.fit(
+            copula, target.predict_proba, data.x_train, b
+        ),
         "laplace_dp": LaplaceDP,
     }
     rows = []
