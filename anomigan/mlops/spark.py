@@ -26,6 +26,7 @@ import dataclasses
 import os
 import re
 import shutil
+import sys
 import tempfile
 import time
 import uuid
@@ -83,6 +84,9 @@ def spark_session(master: str | None = None):
     builder = SparkSession.builder.appName("anomigan-anonymize")
     if master is not None or "PYSPARK_GATEWAY_PORT" not in os.environ:  # not under spark-submit
         builder = builder.master(master or DEFAULT_MASTER)
+        if (master or DEFAULT_MASTER).startswith("local"):
+            # local workers run this interpreter, not the first `python3` on PATH
+            os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     return builder.config("spark.ui.showConsoleProgress", "false").getOrCreate()
 
 

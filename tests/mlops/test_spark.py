@@ -174,3 +174,24 @@ def test_unusable_inputs_exit_2(ckd_encoder, spark, records, tmp_path, capsys):
     args = ["--input", str(missing), "--output", str(tmp_path / "out.csv")]
     assert cli.main(["anonymize", "--engine", "spark", "--model", MODEL, *args]) == 2
     assert "writes a Parquet folder" in capsys.readouterr().err
+
+
+def test_local_workers_run_the_driver_interpreter_without_the_venv_on_path(
+    ckd_encoder, records, tmp_path
+):
+    """PySpark starts workers with `$PYSPARK_PYTHON` or the first `python3` on PATH; a job
+    run from a venv that is not on PATH must still find pandas and anomigan there."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    src, dst = _csv(tmp_path, records.head(50)), tmp_path / "anonymised.parquet"
+    venv_bin = str(Path(sys.executable).parent)
+    env = {k: v for k, v in os.environ.items() if k != "PYSPARK_PYTHON"}
+    env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if p != venv_bin)
+    command = [sys.executable, cli.__file__, "anonymize", "--engine", "spark"]
+    command += ["--model", MODEL, "--input", str(src), "--output", str(dst)]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    _check_records(pd.read_parquet(dst), 50)
