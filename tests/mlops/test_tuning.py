@@ -137,6 +137,46 @@ def test_impossible_bar_promotes_nothing_says_why_and_redoes_no_trial(tiny, caps
     assert len(_study(storage, "tiny").trials) == 3
 
 
+def test_a_resumed_tune_reads_the_reference_rows_back_from_the_study(tiny, caplog):
+    """The references are measured once per settings, splits, target and code: a resume with
+    the same settings reads them (and the promotion bar they set) back from the study."""
+    result, storage = tiny
+    study = _study(storage, "tiny")
+    stored = {k: v for k, v in study.user_attrs.items() if k.startswith("references_")}
+    first = pd.read_csv(tracking.download_run_artifacts(result["run_id"], "pareto/references.csv"))
+    assert any(pd.DataFrame(v).equals(first) for v in stored.values())
+
+    settings = settings_from(
+        dataset="breast",
+        n_trials=3,
+        storage=storage,
+        study_name="tiny",
+        min_agreement=0.0,
+        max_corr_mad=2.0,
+        promote=False,
+        **FAST,
+    )
+    with caplog.at_level("INFO", logger="anomigan.mlops.tuning"):
+        again = tune(settings)
+    assert "reference rows: read from study attribute" in caplog.text
+    assert again["trials_run"] == 0
+    before = MlflowClient().get_run(result["run_id"]).data.metrics
+    after = MlflowClient().get_run(again["run_id"]).data.metrics
+    refs = [k for k in before if k.startswith("ref_")]
+    assert refs and {k: after[k] for k in refs} == {k: before[k] for k in refs}
+    # another seed measures its own rows
+    other = settings_from(dataset="breast", study_name="tiny", **{**FAST, "seed": 1})
+    from anomigan.mlops.tuning.results import reference_key
+
+    digests = {"train": "a", "val": "b", "test": "c"}
+    assert reference_key(other, "models:/t/1", digests) != reference_key(
+        settings, "models:/t/1", digests
+    )
+    assert reference_key(settings, "models:/t/1", digests) != reference_key(
+        settings, "models:/t/2", digests
+    )
+
+
 def test_hopeless_trials_are_pruned_from_checkpoints(breast_target, tmp_path):
     storage = f"journal:{tmp_path / 'prune.journal'}"
     settings = settings_from(

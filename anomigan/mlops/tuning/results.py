@@ -3,6 +3,9 @@ every trial is compared with, and the Pareto front logged as CSVs and a plot."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -33,6 +36,8 @@ from anomigan.mlops.tuning.settings import (
 )
 from anomigan.privacy.evaluation import evaluate
 from anomigan.privacy.plots import pareto_front_figure
+
+log = logging.getLogger("anomigan.mlops.tuning")
 
 
 def trial_rows(study: optuna.Study, privacy: str) -> list[dict[str, Any]]:
@@ -123,6 +128,49 @@ REFERENCES = (
 )
 
 
+def _code_digest() -> str:
+    """The sources the reference figures come from (anonymisers, attacks, metrics)."""
+    import anomigan
+
+    root = Path(anomigan.__file__).parent
+    h = hashlib.sha256()
+    for path in sorted((*root.glob("method/**/*.py"), *root.glob("privacy/**/*.py"))):
+        h.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()
+
+
+def reference_key(s: TuneSettings, target_uri: str, digests: dict[str, str]) -> str:
+    """The study attribute holding the reference rows measured for these settings, splits,
+    target and code: a resumed tune reads them back instead of measuring them again, and
+    keeps the promotion bar the study started with."""
+    spec = {
+        "references": REFERENCES,
+        "score": (SCORE_DRAWS, SCORE_BINS),
+        "target": target_uri,
+        "splits": digests,
+        "code": _code_digest(),
+        **{
+            k: getattr(s, k)
+            for k in ("label", "seed", "n_records", "max_resample", "privacy_objective")
+        },  # fmt: skip
+    }
+    blob = json.dumps(spec, sort_keys=True, default=str).encode()
+    return "references_" + hashlib.sha256(blob).hexdigest()[:16]
+
+
+def study_reference_rows(
+    study: optuna.Study, key: str, data, target, codec, s: TuneSettings
+) -> list[dict[str, Any]]:
+    """`reference_rows`, read from the study when an earlier tune stored them under `key`."""
+    stored = study.user_attrs.get(key)
+    if stored is not None:
+        log.info("reference rows: read from study attribute %s", key)
+        return stored
+    rows = reference_rows(data, target, codec, s)
+    study.set_user_attr(key, rows)
+    return rows
+
+
 def reference_rows(data, target, codec, s: TuneSettings) -> list[dict[str, Any]]:
     """The references behind the same prediction guard, evaluated on the validation split with
     the trials' protocol: what a trial must beat to be worth promoting."""
@@ -142,5 +190,5 @@ def reference_rows(data, target, codec, s: TuneSettings) -> list[dict[str, Any]]
         figures = evaluate(anonymizer, data.on("validation"), target.predict_proba,
                            s.n_records, seed=s.seed, throughput_rows=0)  # fmt: skip
         keys = (AGREEMENT, s.privacy_objective, CORR_MAD)
-        rows.append({"reference": name, **{k: figures[k] for k in keys}})
+        rows.append({"reference": name, **{k: float(figures[k]) for k in keys}})
     return rows

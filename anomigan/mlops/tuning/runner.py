@@ -16,7 +16,13 @@ from anomigan.mlops.prepare import prepare
 from anomigan.mlops.targets import load_or_train_target
 from anomigan.mlops.tuning.promotion import register_champion
 from anomigan.mlops.tuning.recovery import fail_dead_trials
-from anomigan.mlops.tuning.results import choose_champion, log_results, reference_rows, trial_rows
+from anomigan.mlops.tuning.results import (
+    choose_champion,
+    log_results,
+    reference_key,
+    study_reference_rows,
+    trial_rows,
+)
 from anomigan.mlops.tuning.settings import (
     AGREEMENT,
     BAR_REFERENCE_LAMBDA,
@@ -64,7 +70,8 @@ def tune(s: TuneSettings) -> dict[str, Any]:
             }
         )
         data = prep.eval_data(target, codec)
-        references = reference_rows(data, target, codec, s)
+        key = reference_key(s, target_uri, digests)
+        references = study_reference_rows(study, key, data, target, codec, s)
         for ref in references:
             tracking.log_metrics({f"ref_{ref['reference']}_{k}": v for k, v in ref.items()
                                   if k != "reference"})  # fmt: skip
