@@ -25,6 +25,7 @@ from anomigan.cli import main
 from anomigan.data import load_dataset
 from anomigan.mlops import tracking
 from anomigan.mlops.tuning import CRASH_POINTS, KILL_AT_ENV, open_storage, settings_from, tune
+from anomigan.mlops.tuning.results import reference_key
 
 FAST = {"min_steps": 30, "max_steps": 40, "n_records": 60, "prune_floor": 0.0, "seed": 0}
 ENCODER = "anomigan-encoder-breast"
@@ -45,16 +46,20 @@ def _trial_runs(parent_run_id: str) -> dict[int, object]:
 def tiny(breast_target, tmp_path_factory) -> tuple[dict, str]:
     """A 3-trial study with a permissive bar, so its best Pareto trial is promoted."""
     storage = f"journal:{tmp_path_factory.mktemp('optuna') / 'tiny.journal'}"
-    settings = settings_from(
+    return tune(_tiny_settings(storage)), storage
+
+
+def _tiny_settings(storage: str, **changes):
+    """The `tiny` study's settings, so a test can resume it with the same ones."""
+    return settings_from(
         dataset="breast",
         n_trials=3,
         storage=storage,
         study_name="tiny",
         min_agreement=0.0,
         max_corr_mad=2.0,
-        **FAST,
+        **{**FAST, **changes},
     )
-    return tune(settings), storage
 
 
 def test_tiny_study_nests_trials_logs_the_front_and_promotes(tiny):
@@ -146,16 +151,7 @@ def test_a_resumed_tune_reads_the_reference_rows_back_from_the_study(tiny, caplo
     first = pd.read_csv(tracking.download_run_artifacts(result["run_id"], "pareto/references.csv"))
     assert any(pd.DataFrame(v).equals(first) for v in stored.values())
 
-    settings = settings_from(
-        dataset="breast",
-        n_trials=3,
-        storage=storage,
-        study_name="tiny",
-        min_agreement=0.0,
-        max_corr_mad=2.0,
-        promote=False,
-        **FAST,
-    )
+    settings = _tiny_settings(storage, promote=False)
     with caplog.at_level("INFO", logger="anomigan.mlops.tuning"):
         again = tune(settings)
     assert "reference rows: read from study attribute" in caplog.text
@@ -165,9 +161,7 @@ def test_a_resumed_tune_reads_the_reference_rows_back_from_the_study(tiny, caplo
     refs = [k for k in before if k.startswith("ref_")]
     assert refs and {k: after[k] for k in refs} == {k: before[k] for k in refs}
     # another seed measures its own rows
-    other = settings_from(dataset="breast", study_name="tiny", **{**FAST, "seed": 1})
-    from anomigan.mlops.tuning.results import reference_key
-
+    other = _tiny_settings(storage, seed=1)
     digests = {"train": "a", "val": "b", "test": "c"}
     assert reference_key(other, "models:/t/1", digests) != reference_key(
         settings, "models:/t/1", digests
