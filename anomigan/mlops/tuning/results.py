@@ -129,12 +129,14 @@ REFERENCES = (
 
 
 def _code_digest() -> str:
-    """The sources the reference figures come from (anonymisers, attacks, metrics)."""
+    """The sources the reference figures come from (codec, anonymisers, attacks, metrics)."""
     import anomigan
 
     root = Path(anomigan.__file__).parent
     h = hashlib.sha256()
-    for path in sorted((*root.glob("method/**/*.py"), *root.glob("privacy/**/*.py"))):
+    for path in sorted(
+        p for layer in ("data", "method", "privacy") for p in root.glob(f"{layer}/**/*.py")
+    ):
         h.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
     return h.hexdigest()
 
