@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -24,8 +25,11 @@ from support import assert_trials_land_once, find_leaked_rows
 from anomigan.cli import main
 from anomigan.data import load_dataset
 from anomigan.mlops import tracking
+from anomigan.mlops.prepare import prepare
+from anomigan.mlops.targets import load_or_train_target
 from anomigan.mlops.tuning import CRASH_POINTS, KILL_AT_ENV, open_storage, settings_from, tune
-from anomigan.mlops.tuning.results import reference_key
+from anomigan.mlops.tuning.results import reference_key, study_reference_rows
+from anomigan.mlops.tuning.study import open_study
 
 FAST = {"min_steps": 30, "max_steps": 40, "n_records": 60, "prune_floor": 0.0, "seed": 0}
 ENCODER = "anomigan-encoder-breast"
@@ -169,6 +173,36 @@ def test_a_resumed_tune_reads_the_reference_rows_back_from_the_study(tiny, caplo
     assert reference_key(settings, "models:/t/1", digests) != reference_key(
         settings, "models:/t/2", digests
     )
+
+
+def test_tunes_started_at_once_on_a_fresh_study_measure_the_reference_rows_once(
+    breast_target, tmp_path, caplog
+):
+    """Two tunes opening a fresh study together (two machines on one storage, each with its
+    own handle): one measures the reference rows, the other waits for them and reads them."""
+    storage = f"journal:{tmp_path / 'race.journal'}"
+    settings = settings_from(dataset="breast", storage=storage, study_name="race", **FAST)
+    prep = prepare("breast", None, settings.split_seed, settings.test_size)
+    target, codec, target_uri = load_or_train_target(prep, None)
+    data = prep.eval_data(target, codec)
+    open_study(settings, storage, "race", "breast")
+    key = reference_key(settings, target_uri, {"train": "digest"})
+    start, rows = threading.Barrier(2), []
+
+    def one_tune() -> None:
+        study = _study(storage, "race")
+        start.wait()
+        rows.append(study_reference_rows(study, key, data, target, codec, settings, storage))
+
+    with caplog.at_level("INFO", logger="anomigan.mlops.tuning"):
+        workers = [threading.Thread(target=one_tune) for _ in range(2)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+    assert caplog.text.count("reference rows: measuring them") == 1
+    assert caplog.text.count("reference rows: read from study attribute") == 1
+    assert len(rows) == 2 and rows[0] == rows[1] == _study(storage, "race").user_attrs[key]
 
 
 def test_hopeless_trials_are_pruned_from_checkpoints(breast_target, tmp_path):

@@ -34,6 +34,7 @@ from anomigan.mlops.tuning.settings import (
     TuneSettings,
     n_finished,
 )
+from anomigan.mlops.tuning.storage import claim_lock
 from anomigan.privacy.evaluation import evaluate
 from anomigan.privacy.plots import pareto_front_figure
 
@@ -161,16 +162,25 @@ def reference_key(s: TuneSettings, target_uri: str, digests: dict[str, str]) -> 
 
 
 def study_reference_rows(
-    study: optuna.Study, key: str, data, target, codec, s: TuneSettings
+    study: optuna.Study, key: str, data, target, codec, s: TuneSettings, storage_spec: str
 ) -> list[dict[str, Any]]:
-    """`reference_rows`, read from the study when an earlier tune stored them under `key`."""
+    """`reference_rows`, read from the study when an earlier tune stored them under `key`.
+
+    Measured under a lock of their own, so tunes started at once on a fresh study (other
+    machines, or processes sharing a journal) measure them once and the rest wait and read
+    them, without holding up trial claims on the study.
+    """
     stored = study.user_attrs.get(key)
-    if stored is not None:
-        log.info("reference rows: read from study attribute %s", key)
-        return stored
-    rows = reference_rows(data, target, codec, s)
-    study.set_user_attr(key, rows)
-    return rows
+    if stored is None:
+        with claim_lock(storage_spec, f"{study.study_name}/{key}"):
+            stored = study.user_attrs.get(key)  # another tune may have stored them meanwhile
+            if stored is None:
+                log.info("reference rows: measuring them for study attribute %s", key)
+                rows = reference_rows(data, target, codec, s)
+                study.set_user_attr(key, rows)
+                return rows
+    log.info("reference rows: read from study attribute %s", key)
+    return stored
 
 
 def reference_rows(data, target, codec, s: TuneSettings) -> list[dict[str, Any]]:

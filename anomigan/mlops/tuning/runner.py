@@ -71,7 +71,7 @@ def tune(s: TuneSettings) -> dict[str, Any]:
         )
         data = prep.eval_data(target, codec)
         key = reference_key(s, target_uri, digests)
-        references = study_reference_rows(study, key, data, target, codec, s)
+        references = study_reference_rows(study, key, data, target, codec, s, storage_spec)
         for ref in references:
             tracking.log_metrics({f"ref_{ref['reference']}_{k}": v for k, v in ref.items()
                                   if k != "reference"})  # fmt: skip
