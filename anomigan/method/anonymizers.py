@@ -32,8 +32,9 @@ N_QUANTILES = 64
 #: normals come from the generator in the same order, so the values equal one whole draw's
 #: (docs/method.md, "Inference speed")
 SAMPLE_ROWS = 4096
-#: the score-bin copula's bins per class: the most whose linkage bound, cells / N, stays at
-#: 2·K/N, the issue's synthetic endpoint (docs/method.md, "What the measured linkage can certify")
+#: the score-bin copula's bins per class: the most whose linkage bound over all N candidates,
+#: cells / N, stays at 2·K/N, the issue's synthetic endpoint (an adversary linking among fewer
+#: candidates has a higher one: docs/method.md, "What the measured linkage can certify")
 SCORE_BINS = 2
 #: rejection rounds of the score-bin copula before a record gets a plain same-class draw
 BIN_ROUNDS = 100
@@ -439,8 +440,10 @@ class ScoreBinCopula:
     quantile bin (`bins` per class, edges from the training split; rejection sampling).
 
     A release depends on the record only through its cell (predicted class, bin), so over N
-    equally likely candidates no adversary links more than cells / N on average, whatever it
-    holds: a sampler whose linkage is bounded, beside which the measured figures can be read.
+    equally likely candidates no adversary links more than cells / N on average, and one that
+    can rule k of them out (the inversion adversary, among the records it does not hold) no
+    more than cells / (N − k): a sampler whose linkage is bounded, beside which the measured
+    figures can be read.
     """
 
     copula: ClassCopula
